@@ -1,0 +1,1 @@
+"""Report commands (`mlops report`, `mlops gate`, `mlops comment`): registered on `app` on import."""

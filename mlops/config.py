@@ -1,0 +1,182 @@
+"""params.yaml: pydantic at the edge, frozen models inside. Every error names the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlops.errors import ParamsInvalid
+
+PARAMS_FILE = "params.yaml"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ColumnType = Literal["int", "float", "bool", "category"]
+
+
+class ColumnSpec(_Model):
+    type: ColumnType
+    values: tuple[str, ...] | None = Field(default=None, description="allowed categories (category only)")
+    nullable: bool = False
+    # A domain rule beats a silent NaN: total_charges is missing exactly when tenure is 0, so it is 0.
+    fill: float | None = None
+
+    @model_validator(mode="after")
+    def _values_only_for_categories(self) -> ColumnSpec:
+        if self.values is not None and self.type != "category":
+            raise ValueError("'values' is only allowed for type category")
+        return self
+
+
+class DataParams(_Model):
+    raw: str = "data/raw/telco_churn.csv"
+    target: str = "churn"
+    positive: str = "Yes"
+    max_missing_fraction: float = Field(default=0.01, ge=0, le=1)
+    columns: dict[str, ColumnSpec]
+
+    @model_validator(mode="after")
+    def _target_declared(self) -> DataParams:
+        if self.target not in self.columns:
+            raise ValueError(f"target '{self.target}' is not declared under data.columns")
+        return self
+
+    @property
+    def features(self) -> list[str]:
+        return [c for c in self.columns if c != self.target]
+
+
+class SplitParams(_Model):
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = Field(default=42, ge=0)
+
+
+class TrainParams(_Model):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = Field(default=42, ge=0)
+    n_estimators: int = Field(default=400, ge=1, le=100_000)
+    max_depth: int = Field(default=4, ge=1, le=32)
+    learning_rate: float = Field(default=0.03, gt=0, le=1)
+    subsample: float = Field(default=0.8, gt=0, le=1)
+    colsample_bytree: float = Field(default=0.8, gt=0, le=1)
+    min_child_weight: float = Field(default=1.0, ge=0)
+    reg_lambda: float = Field(default=1.0, ge=0)
+    max_cat_to_onehot: int = Field(default=4, ge=1)
+    # Fixed thread count: the same inputs give the same model bytes on any machine size.
+    n_jobs: int = Field(default=2, ge=1, le=256)
+
+
+class EvaluateParams(_Model):
+    threshold: float = Field(default=0.4, gt=0, lt=1)
+    segments: tuple[str, ...] = ("contract", "senior_citizen")
+    curve_points: int = Field(default=101, ge=11, le=2001)
+
+
+class ValidateParams(_Model):
+    max_duplicate_ratio: float = Field(default=0.01, ge=0, le=1)
+    max_feature_pps: float = Field(default=0.8, gt=0, le=1)
+    max_numeric_drift: float = Field(default=0.1, gt=0, le=1)
+    max_categorical_drift: float = Field(default=0.2, gt=0, le=1)
+    max_label_drift: float = Field(default=0.1, gt=0, le=1)
+    max_new_categories: int = Field(default=0, ge=0)
+    pps_sample: int = Field(default=2000, ge=100)
+
+
+class GateSpec(_Model):
+    min: float | None = None
+    max: float | None = None
+    max_drop: float | None = Field(default=None, ge=0)
+    max_rise: float | None = Field(default=None, ge=0)
+
+
+class MetricSpec(_Model):
+    higher_is_better: bool = True
+    noise: float = Field(default=0.0, ge=0)
+
+
+class ReportParams(_Model):
+    headline: str = "test.roc_auc"
+    metrics: dict[str, MetricSpec] = Field(default_factory=dict)
+    default_noise: float = Field(default=0.0005, ge=0)
+
+
+class RegistryParams(_Model):
+    artifact: str = "churn-model"
+    first_version: str = "v1.0.0"
+    main_branch: str = "main"
+
+    @field_validator("first_version")
+    @classmethod
+    def _semver(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"v\d+\.\d+\.\d+", v):
+            raise ValueError("must look like v1.0.0")
+        return v
+
+
+class Params(_Model):
+    data: DataParams
+    split: SplitParams = SplitParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    validate_: ValidateParams = Field(default=ValidateParams(), alias="validate")
+    gates: dict[str, GateSpec] = Field(default_factory=dict)
+    report: ReportParams = ReportParams()
+    registry: RegistryParams = RegistryParams()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join("validate" if p == "validate_" else str(p) for p in loc)
+
+
+def _describe(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    loc = _loc(err["loc"])
+    got = err.get("input")
+    if kind == "extra_forbidden":
+        return f"unknown key '{loc}'"
+    if kind == "missing":
+        return f"missing key '{loc}'"
+    msg = err["msg"]
+    if kind.startswith(("greater", "less")):
+        msg = f"value out of range: {msg.lower()}"
+    shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
+    return f"key '{loc}': {msg} (got {shown})"
+
+
+def parse_params(raw: object, source: str = PARAMS_FILE) -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsInvalid(f"{source}: top level must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ParamsInvalid(f"{source}: {_describe(dict(errors[0]))}{more}",
+                            hint="see the params.yaml reference in the README") from None
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> Params:
+    """Read and check params.yaml; ParamsInvalid names the file and the key on any problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise ParamsInvalid(f"{p}: file not found", hint="run from the project root or create params.yaml")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid syntax"
+        raise ParamsInvalid(f"{p}:{where}: not valid YAML: {problem}") from None
+    except UnicodeDecodeError:
+        raise ParamsInvalid(f"{p}: not valid UTF-8 text") from None
+    return parse_params(raw, str(p))

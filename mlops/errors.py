@@ -1,0 +1,65 @@
+"""One error root; the CLI's single handler maps these to exit codes and one-line messages."""
+
+from __future__ import annotations
+
+
+class MlopsError(Exception):
+    """An expected failure: bad input, a failed gate, a refused push. Exit code 1."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ParamsInvalid(MlopsError):
+    """params.yaml (or another config file) is missing, unreadable or fails its schema."""
+
+
+class DataInvalid(MlopsError):
+    """The raw data breaks its declared schema or limits."""
+
+
+class ValidationFailed(MlopsError):
+    """A data or model validation check failed its condition."""
+
+
+class ModelInvalid(MlopsError):
+    """A saved model or its feature schema is missing or does not match."""
+
+
+class GateFailed(MlopsError):
+    """A promotion gate failed."""
+
+
+class RefNotFound(MlopsError):
+    """A git ref, revision or tag does not exist."""
+
+
+class GitError(MlopsError):
+    """A git command failed."""
+
+
+class DvcError(MlopsError):
+    """A DVC command failed or a DVC file is missing or malformed."""
+
+
+class RegistryError(MlopsError):
+    """The registry refused an operation (dirty tree, wrong branch, tag conflict...)."""
+
+
+class PushRejected(RegistryError):
+    """The remote refused a push."""
+
+
+class GitHubError(MlopsError):
+    """The GitHub API refused a request or is unreachable."""
+
+
+class ReportError(MlopsError):
+    """A report could not be built or its inputs are malformed."""

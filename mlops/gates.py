@@ -1,0 +1,89 @@
+"""Promotion gates: thresholds from params.yaml checked against a metrics dict and an optional reference.
+
+Pure functions over flat metric dicts ("test.roc_auc"), so the report, `mlops gate` and `mlops promote` share them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mlops.config import GateSpec
+
+
+@dataclass(frozen=True)
+class GateRow:
+    metric: str
+    rule: str  # "min", "max", "max_drop", "max_rise"
+    threshold: float
+    value: float | None
+    reference: float | None
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class GateReport:
+    against: str  # "base", "production" or "none"
+    rows: tuple[GateRow, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.rows)
+
+    def failed(self) -> list[GateRow]:
+        return [r for r in self.rows if not r.passed]
+
+
+def flatten_metrics(obj: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """{"test": {"roc_auc": 0.84}} -> {"test.roc_auc": 0.84}; non-numeric leaves are dropped (as DVC does)."""
+    out: dict[str, float] = {}
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten_metrics(value, name + "."))
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int | float) and not math.isnan(float(value)):
+            out[name] = float(value)
+    return out
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def evaluate_gates(gates: Mapping[str, GateSpec], metrics: Mapping[str, float],
+                   reference: Mapping[str, float] | None, against: str) -> GateReport:
+    """Check every gate; a metric missing from METRICS fails its gates; relative rules need REFERENCE.
+
+    Relative rules (max_drop, max_rise) pass when there is no reference (nothing to compare with, e.g. the
+    first version ever), and say so in their detail.
+    """
+    rows: list[GateRow] = []
+    for metric, spec in gates.items():
+        value = metrics.get(metric)
+        ref = reference.get(metric) if reference is not None else None
+        for rule in ("min", "max", "max_drop", "max_rise"):
+            threshold = getattr(spec, rule)
+            if threshold is None:
+                continue
+            if value is None:
+                rows.append(GateRow(metric, rule, threshold, None, ref, False, f"metric '{metric}' not found"))
+                continue
+            if rule == "min":
+                ok, detail = value >= threshold, f"{_fmt(value)} >= {threshold}"
+            elif rule == "max":
+                ok, detail = value <= threshold, f"{_fmt(value)} <= {threshold}"
+            elif ref is None:
+                ok, detail = True, f"no {against} value to compare with"
+            elif rule == "max_drop":
+                drop = ref - value
+                ok, detail = drop <= threshold + 1e-12, f"drop {drop:+.4f} vs {against} (limit {threshold})"
+            else:
+                rise = value - ref
+                ok, detail = rise <= threshold + 1e-12, f"rise {rise:+.4f} vs {against} (limit {threshold})"
+            rows.append(GateRow(metric, rule, threshold, value, ref, ok, detail))
+    return GateReport(against=against, rows=tuple(rows))

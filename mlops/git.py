@@ -1,0 +1,143 @@
+"""Every git call of the toolkit goes through this module (subprocess, -z output, leaked GIT_* removed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from mlops.errors import GitError, RefNotFound
+
+# Variables a parent git (a hook, `git rebase -x`) leaks into children and that would point our calls at
+# another repository; pre-commit drops the same set.
+_KEEP = {"GIT_EXEC_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY", "GIT_CONFIG_NOSYSTEM",
+         "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
+         "GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE", "GIT_TERMINAL_PROMPT", "GIT_ASKPASS"}
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP}
+    env.setdefault("GIT_TERMINAL_PROMPT", "0")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(args: Sequence[str], cwd: Path | str = ".", *, input: bytes | None = None, check: bool = True,
+        env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run `git ARGS` in cwd; raise GitError with git's own first error line when it fails and check is set."""
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, env=clean_env(env),
+                              check=False)
+    except FileNotFoundError as exc:
+        raise GitError("git is not installed or not on PATH", hint="install git") from exc
+    if check and proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        first = next((line for line in err if line.startswith(("fatal:", "error:"))), err[0] if err else "")
+        raise GitError(f"git {args[0]} failed: {first or 'exit code ' + str(proc.returncode)}")
+    return proc
+
+
+def out(args: Sequence[str], cwd: Path | str = ".", **kw: object) -> str:
+    """stdout of a git command, stripped."""
+    return run(args, cwd, **kw).stdout.decode().strip()  # type: ignore[arg-type]
+
+
+def toplevel(cwd: Path | str = ".") -> Path:
+    try:
+        return Path(out(["rev-parse", "--show-toplevel"], cwd))
+    except GitError as exc:
+        raise GitError(f"{Path(cwd).resolve()}: not inside a git repository", hint="run `git init` first") from exc
+
+
+def rev_parse(ref: str, cwd: Path | str = ".") -> str:
+    """Full SHA of the commit REF names; RefNotFound if it names none."""
+    proc = run(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"], cwd, check=False)
+    if proc.returncode != 0:
+        raise RefNotFound(f"git ref '{ref}' not found",
+                          hint="fetch it first (`git fetch origin main:main`, or checkout with fetch-depth: 0)")
+    return proc.stdout.decode().strip()
+
+
+def ref_exists(ref: str, cwd: Path | str = ".") -> bool:
+    return run(["rev-parse", "--verify", "--quiet", "--end-of-options", ref], cwd, check=False).returncode == 0
+
+
+def merge_base(a: str, b: str, cwd: Path | str = ".") -> str:
+    rev_parse(a, cwd)
+    rev_parse(b, cwd)
+    proc = run(["merge-base", a, b], cwd, check=False)
+    if proc.returncode != 0:
+        raise RefNotFound(f"'{a}' and '{b}' have no common ancestor")
+    return proc.stdout.decode().strip()
+
+
+def head(cwd: Path | str = ".") -> str:
+    return rev_parse("HEAD", cwd)
+
+
+def current_branch(cwd: Path | str = ".") -> str | None:
+    """The branch HEAD is on, or None when detached."""
+    proc = run(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd, check=False)
+    return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+
+def is_dirty(cwd: Path | str = ".", *, untracked: bool = False) -> list[str]:
+    """Paths with uncommitted changes (tracked only unless untracked=True)."""
+    args = ["status", "--porcelain=v1", "-z"]
+    args.append("--untracked-files=normal" if untracked else "--untracked-files=no")
+    raw = run(args, cwd).stdout.decode()
+    return [entry[3:] for entry in raw.split("\0") if len(entry) > 3]
+
+
+def show_file(rev: str, path: str, cwd: Path | str = ".") -> bytes | None:
+    """The bytes of PATH (repo-relative) at REV, or None when it does not exist there."""
+    proc = run(["show", f"{rev}:{path}"], cwd, check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def commit_message(rev: str = "HEAD", cwd: Path | str = ".") -> str:
+    return run(["log", "-1", "--format=%B", rev], cwd).stdout.decode()
+
+
+def trailers(rev: str = "HEAD", cwd: Path | str = ".") -> dict[str, str]:
+    """Commit trailers of REV (`Key: value` lines git recognises), last one of each key wins."""
+    raw = out(["log", "-1", "--format=%(trailers:only,unfold)", rev], cwd)
+    result: dict[str, str] = {}
+    for line in raw.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            result[key.strip().lower()] = value.strip()
+    return result
+
+
+def config_get(key: str, cwd: Path | str = ".") -> str | None:
+    proc = run(["config", "--get", key], cwd, check=False)
+    return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+
+def remote_url(name: str = "origin", cwd: Path | str = ".") -> str | None:
+    return config_get(f"remote.{name}.url", cwd)
+
+
+def for_each_ref(pattern: str, fields: Sequence[str], cwd: Path | str = ".") -> list[list[str]]:
+    """One git call for many refs: each row holds FIELDS (for-each-ref format atoms, without %()).
+
+    Rows are split on NUL and fields on a control byte, so tag messages with newlines survive.
+    """
+    sep = "%01"
+    fmt = sep.join(f"%({f})" for f in fields) + "%00"
+    raw = run(["for-each-ref", f"--format={fmt}", pattern], cwd).stdout.decode(errors="replace")
+    rows = []
+    for record in raw.split("\0"):
+        record = record.lstrip("\n")
+        if record:
+            rows.append(record.split("\x01"))
+    return rows
+
+
+def changed_paths(a: str, b: str | None = None, cwd: Path | str = ".") -> list[str]:
+    """Paths that differ between A and B (or the working tree when B is None)."""
+    args = ["diff", "--name-only", "-z", a] + ([b] if b else [])
+    return [p for p in run(args, cwd).stdout.decode().split("\0") if p]

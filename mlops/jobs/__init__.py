@@ -1,0 +1,1 @@
+"""Jobs: the workflows the CLI runs, composed from the capabilities (stages, report, registry, github)."""

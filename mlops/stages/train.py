@@ -1,0 +1,116 @@
+"""train: seeded xgboost on pandas categoricals, saved as UBJSON with the feature schema beside it. Never pickle."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlops.config import DataParams, Params
+from mlops.errors import ModelInvalid
+from mlops.progress import Progress, silent
+from mlops.stages.data import TRAIN_FILE, features_and_label, load_prepared, sha256_file, write_json
+
+MODEL_DIR = Path("models")
+MODEL_FILE = MODEL_DIR / "model.ubj"
+SCHEMA_FILE = MODEL_DIR / "feature_schema.json"
+TRAIN_REPORT = Path("reports/train.json")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    device: str
+    model_sha256: str
+    n_features: int
+
+
+def gpu_available() -> bool:
+    """True when this xgboost build has CUDA and a GPU answers `nvidia-smi -L`."""
+    import xgboost as xgb
+
+    if not xgb.build_info().get("USE_CUDA"):
+        return False
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False
+    try:
+        proc = subprocess.run([smi, "-L"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0 and b"GPU" in proc.stdout
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if gpu_available() else "cpu"
+    if requested == "cuda" and not gpu_available():
+        raise ModelInvalid("params.yaml: key 'train.device' is 'cuda' but no CUDA GPU is available here",
+                           hint="use device: auto to fall back to the CPU")
+    return requested
+
+
+def feature_schema(x: pd.DataFrame, data: DataParams) -> dict[str, Any]:
+    """The inputs the model expects: the model's interface, which the registry versions like a library API."""
+    feats = []
+    for name in x.columns:
+        spec = data.columns[name]
+        entry: dict[str, Any] = {"name": name, "type": spec.type}
+        if spec.type == "category":
+            entry["categories"] = [str(c) for c in x[name].cat.categories]
+        feats.append(entry)
+    return {
+        "format": "mlops.feature-schema/1",
+        "features": feats,
+        "output": {"name": "probability", "type": "float", "label": data.target, "positive": data.positive},
+    }
+
+
+def train(params: Params, root: Path = Path("."), progress: Progress = silent) -> TrainResult:
+    import xgboost as xgb
+
+    df = load_prepared(root / TRAIN_FILE, params.data)
+    x, y = features_and_label(df, params.data)
+    t = params.train
+    device = resolve_device(t.device)
+    progress(f"train: {len(x)} rows, {x.shape[1]} features on {device}")
+    model = xgb.XGBClassifier(
+        n_estimators=t.n_estimators, max_depth=t.max_depth, learning_rate=t.learning_rate,
+        subsample=t.subsample, colsample_bytree=t.colsample_bytree, min_child_weight=t.min_child_weight,
+        reg_lambda=t.reg_lambda, max_cat_to_onehot=t.max_cat_to_onehot, n_jobs=t.n_jobs,
+        random_state=t.seed, tree_method="hist", device=device, enable_categorical=True,
+        objective="binary:logistic", eval_metric="logloss",
+    )
+    model.fit(x, y)
+    (root / MODEL_DIR).mkdir(parents=True, exist_ok=True)
+    tmp = root / MODEL_FILE.with_name("model.tmp.ubj")
+    model.get_booster().save_model(str(tmp))
+    tmp.replace(root / MODEL_FILE)
+    write_json(root / SCHEMA_FILE, feature_schema(x, params.data))
+    digest = sha256_file(root / MODEL_FILE)
+    write_json(root / TRAIN_REPORT, {
+        "device": device, "requested_device": t.device, "xgboost": xgb.__version__,
+        "rows": len(x), "features": int(x.shape[1]), "model_sha256": digest,
+    })
+    return TrainResult(device=device, model_sha256=digest, n_features=int(x.shape[1]))
+
+
+def load_model(root: Path = Path(".")) -> tuple[Any, dict[str, Any]]:
+    """The trained booster and its feature schema; ModelInvalid when either is missing."""
+    import json
+
+    import xgboost as xgb
+
+    model_path, schema_path = root / MODEL_FILE, root / SCHEMA_FILE
+    for p in (model_path, schema_path):
+        if not p.is_file():
+            raise ModelInvalid(f"{p}: not found", hint="run `mlops stage train` (or dvc repro) first")
+    booster = xgb.Booster()
+    try:
+        booster.load_model(str(model_path))
+    except xgb.core.XGBoostError as exc:
+        raise ModelInvalid(f"{model_path}: not a readable xgboost model: {str(exc).splitlines()[0]}") from None
+    return booster, json.loads(schema_path.read_text(encoding="utf-8"))

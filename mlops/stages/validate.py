@@ -1,0 +1,212 @@
+"""validate: data integrity of the raw data and train/test drift with deepchecks, on a curated set of checks.
+
+The default suites take minutes and fail on this clean real data (their conditions do not fit it); these checks
+carry conditions that do, run in about a second, and catch the faults that matter (label leak, duplicated block,
+drifted feature, new category, numbers turned to text). deepchecks is imported lazily: it costs seconds.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlops.config import DataParams, Params, ValidateParams
+from mlops.errors import ValidationFailed
+from mlops.progress import Progress, silent
+from mlops.stages.data import TEST_FILE, TRAIN_FILE, load_prepared, read_raw, write_json
+
+VALIDATION_JSON = Path("reports/validation.json")
+VALIDATION_HTML = Path("reports/validation.html")
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    name: str
+    dataset: str  # "raw" or "train/test"
+    status: str  # "pass", "warn", "fail" or "error" (the check did not run)
+    finding: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status in ("pass", "warn")
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    passed: bool
+    checks: tuple[CheckOutcome, ...]
+
+    def failures(self) -> list[CheckOutcome]:
+        return [c for c in self.checks if not c.passed]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"passed": self.passed, "checks": [
+            {"name": c.name, "dataset": c.dataset, "status": c.status, "passed": c.passed, "finding": c.finding}
+            for c in self.checks]}
+
+
+def _schema_types_check(data: DataParams) -> Any:
+    """A deepchecks check (their SingleDatasetCheck API) that each declared column has its declared kind.
+
+    deepchecks' MixedDataTypes counts numeric-looking strings as numbers, so a numeric column that arrives
+    as text passes it; this one does not.
+    """
+    from deepchecks.core import CheckResult, ConditionCategory, ConditionResult
+    from deepchecks.tabular import SingleDatasetCheck
+
+    expected = {name: spec.type for name, spec in data.columns.items() if name != data.target}
+
+    class SchemaTypes(SingleDatasetCheck):  # type: ignore[misc]
+        def run_logic(self, context: Any, dataset_kind: Any) -> Any:
+            df = context.get_data_by_kind(dataset_kind).data
+            found: dict[str, dict[str, str]] = {}
+            for name, kind in expected.items():
+                if name not in df.columns:
+                    found[name] = {"expected": kind, "found": "missing"}
+                    continue
+                col = df[name]
+                numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+                if kind in ("int", "float", "bool") and not numeric:
+                    found[name] = {"expected": kind, "found": str(col.dtype)}
+            return CheckResult({"mismatched": found, "columns": len(expected)}, header="Schema Types")
+
+        def add_condition_types_match(self) -> Any:
+            def condition(value: dict[str, Any]) -> Any:
+                bad = value["mismatched"]
+                if bad:
+                    desc = ", ".join(f"'{k}' expected {v['expected']} found {v['found']}" for k, v in bad.items())
+                    return ConditionResult(ConditionCategory.FAIL, f"Column type differs from schema: {desc}")
+                return ConditionResult(ConditionCategory.PASS, f"Passed for {value['columns']} columns")
+
+            return self.add_condition("Column types match the declared schema", condition)
+
+    return SchemaTypes().add_condition_types_match()
+
+
+def integrity_checks(data: DataParams, v: ValidateParams) -> list[Any]:
+    from deepchecks.tabular import checks as c
+
+    return [
+        _schema_types_check(data),
+        c.IsSingleValue().add_condition_not_single_value(),
+        c.MixedNulls().add_condition_different_nulls_less_equal_to(1),
+        c.MixedDataTypes().add_condition_rare_type_ratio_not_in_range((0.0, 0.1)),
+        c.StringMismatch().add_condition_no_variants(),
+        c.DataDuplicates().add_condition_ratio_less_or_equal(v.max_duplicate_ratio),
+        c.FeatureLabelCorrelation(ppscore_params={"sample": v.pps_sample}, random_state=0)
+        .add_condition_feature_pps_less_than(v.max_feature_pps),
+    ]
+
+
+def drift_checks(v: ValidateParams) -> list[Any]:
+    from deepchecks.tabular import checks as c
+
+    return [
+        c.FeatureDrift(random_state=0).add_condition_drift_score_less_than(
+            max_allowed_categorical_score=v.max_categorical_drift, max_allowed_numeric_score=v.max_numeric_drift),
+        c.LabelDrift(random_state=0).add_condition_drift_score_less_than(max_allowed_drift_score=v.max_label_drift),
+        c.NewCategoryTrainTest().add_condition_new_categories_less_or_equal(v.max_new_categories),
+    ]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _outcomes(suite_result: Any, dataset: str) -> list[CheckOutcome]:
+    from deepchecks.core import CheckFailure, ConditionCategory
+
+    out = []
+    for r in suite_result.results:
+        if isinstance(r, CheckFailure):
+            out.append(CheckOutcome(r.header, dataset, "error", _one_line(f"check did not run: {r.exception}")))
+            continue
+        conds = r.conditions_results
+        worst = "pass"
+        findings = []
+        for cond in conds:
+            if cond.category == ConditionCategory.FAIL:
+                worst = "fail"
+            elif cond.category == ConditionCategory.WARN and worst == "pass":
+                worst = "warn"
+            elif cond.category == ConditionCategory.ERROR:
+                worst = "error"
+            findings.append(_one_line(cond.details))
+        out.append(CheckOutcome(r.get_header(), dataset, worst, "; ".join(findings) or "no condition"))
+    return out
+
+
+def _dedupe_scripts(html: str) -> str:
+    """Drop exact repeats of large inline scripts: deepchecks inlines plotly.js (4.8 MB) once per section.
+
+    The first copy defines the global `Plotly` that every later chart uses, so the page stays self-contained.
+    """
+    import re
+
+    seen: set[int] = set()
+
+    def keep_first(m: re.Match[str]) -> str:
+        block = m.group(0)
+        if len(block) < 100_000:
+            return block
+        key = hash(block)
+        if key in seen:
+            return ""
+        seen.add(key)
+        return block
+
+    return re.sub(r"<script\b[^>]*>.*?</script>", keep_first, html, flags=re.S)
+
+
+def run_checks(raw: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, data: DataParams,
+               v: ValidateParams, html: Path | None = None) -> ValidationReport:
+    """Run the curated checks on RAW (integrity) and TRAIN vs TEST (drift); optionally write the HTML."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import logging
+
+        from deepchecks.tabular import Dataset, Suite
+        from deepchecks.tabular.suite import SuiteResult
+        from deepchecks.utils.logger import set_verbosity
+
+        set_verbosity(logging.WARNING)  # no tqdm bars: progress goes through our callback
+
+        cats = [n for n, s in data.columns.items() if s.type == "category" and n != data.target]
+
+        def ds(df: pd.DataFrame) -> Any:
+            return Dataset(df, label=data.target, cat_features=[c for c in cats if c in df.columns])
+
+        integrity = Suite("Data integrity (raw)", *integrity_checks(data, v)).run(
+            train_dataset=ds(raw), run_single_dataset="Train")
+        drift = Suite("Train/test drift", *drift_checks(v)).run(train_dataset=ds(train), test_dataset=ds(test))
+        passed = bool(integrity.passed(fail_if_check_not_run=True) and drift.passed(fail_if_check_not_run=True))
+        outcomes = _outcomes(integrity, "raw") + _outcomes(drift, "train/test")
+        if html is not None:
+            combined = SuiteResult("mlops validation", integrity.results + drift.results)
+            html.parent.mkdir(parents=True, exist_ok=True)
+            tmp = html.with_name(html.name + ".tmp.html")
+            combined.save_as_html(str(tmp), as_widget=False, requirejs=False)
+            tmp.write_text(_dedupe_scripts(tmp.read_text(encoding="utf-8")), encoding="utf-8")
+            tmp.replace(html)
+    return ValidationReport(passed=passed and all(o.passed for o in outcomes), checks=tuple(outcomes))
+
+
+def validate(params: Params, root: Path = Path("."), progress: Progress = silent) -> ValidationReport:
+    raw = read_raw(root / params.data.raw)
+    train = load_prepared(root / TRAIN_FILE, params.data)
+    test = load_prepared(root / TEST_FILE, params.data)
+    report = run_checks(raw, train, test, params.data, params.validate_, html=root / VALIDATION_HTML)
+    # The results are written either way: the report needs them most when a check failed.
+    write_json(root / VALIDATION_JSON, report.to_json())
+    failures = report.failures()
+    progress(f"validate: {len(report.checks) - len(failures)}/{len(report.checks)} checks passed")
+    if failures:
+        first = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise ValidationFailed(f"validation failed: check '{first.name}' on {first.dataset} data: "
+                               f"{first.finding}{more}", hint=f"details in {VALIDATION_JSON} and {VALIDATION_HTML}")
+    return report
