@@ -1,1 +1,15 @@
-"""registry capability."""
+"""The model registry on git tags (GTO's format): versions, stages, gates' consumer, promotion, rollback."""
+
+from mlops.registry.tags import (
+    ArtifactState,
+    TagEvent,
+    VersionInfo,
+    parse_tag_name,
+    read_events,
+    read_state,
+    semver_key,
+    stage_commit,
+)
+
+__all__ = ["ArtifactState", "TagEvent", "VersionInfo", "parse_tag_name", "read_events", "read_state",
+           "semver_key", "stage_commit"]

@@ -1,0 +1,153 @@
+"""The registry's read side: GTO-format git tags, read with one `git for-each-ref` call.
+
+`NAME@vX.Y.Z` registers a version, `NAME@vX.Y.Z!` deregisters it, `NAME#STAGE#N` assigns STAGE (N counts
+across the artifact), `NAME#STAGE!` unassigns. Annotated tags only: lightweight tags and other names are
+ignored, with a note each for `--verbose`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlops import git
+
+_NAME = r"[a-z0-9](?:[a-z0-9\-/]*[a-z0-9])?"
+_SEMVER = r"v(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)(?:-[0-9A-Za-z.\-]+)?(?:\+[0-9A-Za-z.\-]+)?"
+TAG_RE = re.compile(
+    rf"^(?P<artifact>{_NAME})"
+    rf"(?:@(?P<version>{_SEMVER})(?P<dereg>!)?"
+    rf"|#(?P<stage>{_NAME})(?:#(?P<number>[1-9]\d*)|(?P<unassign>!)))$"
+)
+_FIELDS = ("refname:strip=2", "objecttype", "*objectname", "objectname", "taggername", "taggeremail",
+           "taggerdate:iso-strict", "contents")
+
+
+@dataclass(frozen=True)
+class TagEvent:
+    tag: str
+    artifact: str
+    kind: str  # "register", "deregister", "assign", "unassign"
+    version: str | None
+    stage: str | None
+    number: int | None
+    commit: str
+    created: str  # ISO 8601, the tagger's date
+    tagger: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ParsedName:
+    artifact: str
+    kind: str
+    version: str | None
+    stage: str | None
+    number: int | None
+
+
+def parse_tag_name(name: str) -> ParsedName | None:
+    """Parse a GTO tag name; None for anything else."""
+    m = TAG_RE.match(name)
+    if m is None:
+        return None
+    if m.group("version"):
+        return ParsedName(m["artifact"], "deregister" if m["dereg"] else "register", m["version"], None, None)
+    if m.group("unassign"):
+        return ParsedName(m["artifact"], "unassign", None, m["stage"], None)
+    return ParsedName(m["artifact"], "assign", None, m["stage"], int(m["number"]))
+
+
+def semver_key(version: str) -> tuple[int, int, int, int, str]:
+    """Sort key for vX.Y.Z[-pre]: a release sorts after its pre-releases."""
+    core, _, pre = version[1:].split("+")[0].partition("-")
+    major, minor, patch = (int(p) for p in core.split("."))
+    return (major, minor, patch, 0 if pre else 1, pre)
+
+
+def read_events(root: Path | str = ".") -> tuple[list[TagEvent], list[str]]:
+    """All registry events from tags, in time order (tagger date, then assignment number); plus ignore notes."""
+    events: list[TagEvent] = []
+    notes: list[str] = []
+    for row in git.for_each_ref("refs/tags", _FIELDS, root):
+        if len(row) < len(_FIELDS):
+            continue
+        name, objtype, peeled, obj, tagger, email, date, message = row[:8]
+        parsed = parse_tag_name(name)
+        if parsed is None:
+            if "@" in name or "#" in name:
+                notes.append(f"ignored tag '{name}': not a registry tag name (NAME@vX.Y.Z or NAME#STAGE#N)")
+            continue
+        if objtype != "tag":
+            notes.append(f"ignored tag '{name}': lightweight tag (registry tags must be annotated)")
+            continue
+        events.append(TagEvent(tag=name, artifact=parsed.artifact, kind=parsed.kind, version=parsed.version,
+                               stage=parsed.stage, number=parsed.number, commit=peeled or obj, created=date,
+                               tagger=f"{tagger} {email}".strip(), message=message.strip()))
+    events.sort(key=lambda e: (e.created, e.number or 0, e.tag))
+    return events, notes
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    artifact: str
+    version: str
+    tag: str
+    commit: str
+    created: str
+    tagger: str
+    message: str
+
+
+@dataclass
+class ArtifactState:
+    name: str
+    versions: dict[str, VersionInfo] = field(default_factory=dict)  # registered and not deregistered
+    stages: dict[str, VersionInfo] = field(default_factory=dict)  # current assignment of each stage
+    last_number: int = 0  # the highest NAME#STAGE#N seen: the next assignment uses N+1
+
+    def latest(self) -> VersionInfo | None:
+        if not self.versions:
+            return None
+        return self.versions[max(self.versions, key=semver_key)]
+
+    def version_at(self, commit: str) -> VersionInfo | None:
+        """The highest registered version whose tag points at COMMIT."""
+        here = [v for v in self.versions.values() if v.commit == commit]
+        return max(here, key=lambda v: semver_key(v.version)) if here else None
+
+
+def build_state(events: list[TagEvent]) -> dict[str, ArtifactState]:
+    """Fold events in time order into each artifact's versions and current stages."""
+    state: dict[str, ArtifactState] = {}
+    all_versions: dict[str, dict[str, VersionInfo]] = {}
+    for e in events:
+        art = state.setdefault(e.artifact, ArtifactState(e.artifact))
+        known = all_versions.setdefault(e.artifact, {})
+        if e.kind == "register" and e.version:
+            info = VersionInfo(e.artifact, e.version, e.tag, e.commit, e.created, e.tagger, e.message)
+            art.versions[e.version] = info
+            known[e.version] = info
+        elif e.kind == "deregister" and e.version:
+            art.versions.pop(e.version, None)
+        elif e.kind == "assign" and e.stage:
+            art.last_number = max(art.last_number, e.number or 0)
+            here = [v for v in known.values() if v.commit == e.commit]
+            if here:
+                art.stages[e.stage] = max(here, key=lambda v: semver_key(v.version))
+        elif e.kind == "unassign" and e.stage:
+            art.stages.pop(e.stage, None)
+    return state
+
+
+def read_state(root: Path | str = ".") -> tuple[dict[str, ArtifactState], list[str]]:
+    events, notes = read_events(root)
+    return build_state(events), notes
+
+
+def stage_commit(root: Path | str, artifact: str, stage: str) -> VersionInfo | None:
+    """The version currently assigned to STAGE (e.g. production), or None."""
+    state, _ = read_state(root)
+    art = state.get(artifact)
+    return art.stages.get(stage) if art else None
