@@ -86,6 +86,9 @@ class ValidateParams(_Model):
     max_label_drift: float = Field(default=0.1, gt=0, le=1)
     max_new_categories: int = Field(default=0, ge=0)
     pps_sample: int = Field(default=2000, ge=100)
+    # deepchecks files some conditions (duplicates, for one) as warnings; here every condition is a gate unless
+    # its check is listed here, by the name the report shows (e.g. "Data Duplicates").
+    warn_only: tuple[str, ...] = ()
 
 
 class GateSpec(_Model):
@@ -104,12 +107,39 @@ class ReportParams(_Model):
     headline: str = "test.roc_auc"
     metrics: dict[str, MetricSpec] = Field(default_factory=dict)
     default_noise: float = Field(default=0.0005, ge=0)
+    # Optional pipeline outputs the report reads when they exist (JSON, repo-relative); a missing file skips its part.
+    data_summary: str = "reports/data.json"
+    validation: str = "reports/validation.json"
+    segments: str = "reports/segments.json"
+    # The metric compared per segment (a leaf name in the segments file); None uses the headline's leaf name.
+    segment_metric: str | None = None
+    max_table_rows: int = Field(default=100, ge=5, le=10_000)
+
+    def spec(self, metric: str) -> MetricSpec:
+        """The direction and noise threshold of METRIC ("test.log_loss"): per metric, else by its leaf name."""
+        leaf = metric.rsplit(".", 1)[-1]
+        found = self.metrics.get(metric) or next((s for k, s in self.metrics.items() if k.rsplit(".", 1)[-1] == leaf),
+                                                  None)
+        if found is not None:
+            return found if "noise" in found.model_fields_set else found.model_copy(update={"noise": self.default_noise})
+        return MetricSpec(higher_is_better=not _lower_is_better(leaf), noise=self.default_noise)
+
+
+def _lower_is_better(leaf: str) -> bool:
+    """Losses and errors default to lower-is-better; everything else higher."""
+    low = leaf.lower()
+    return any(k in low for k in ("loss", "error", "mse", "mae", "rmse", "brier", "time", "latency"))
 
 
 class RegistryParams(_Model):
     artifact: str = "churn-model"
     first_version: str = "v1.0.0"
     main_branch: str = "main"
+    production_stage: str = Field(default="production", description="the stage `mlops rollback` and the gates use")
+    remote: str = Field(default="origin", description="where `mlops promote` pushes its tags")
+    push_retries: int = Field(default=3, ge=0, le=20, description="retries after losing a concurrent promotion")
+    model_file: str = Field(default="model.ubj", description="the model file inside the artifact directory")
+    schema_file: str = Field(default="feature_schema.json", description="the interface file inside the artifact")
 
     @field_validator("first_version")
     @classmethod

@@ -117,7 +117,7 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _outcomes(suite_result: Any, dataset: str) -> list[CheckOutcome]:
+def _outcomes(suite_result: Any, dataset: str, warn_only: tuple[str, ...]) -> list[CheckOutcome]:
     from deepchecks.core import CheckFailure, ConditionCategory
 
     out = []
@@ -136,7 +136,10 @@ def _outcomes(suite_result: Any, dataset: str) -> list[CheckOutcome]:
             elif cond.category == ConditionCategory.ERROR:
                 worst = "error"
             findings.append(_one_line(cond.details))
-        out.append(CheckOutcome(r.get_header(), dataset, worst, "; ".join(findings) or "no condition"))
+        name = r.get_header()
+        if worst == "warn" and name not in warn_only:
+            worst = "fail"
+        out.append(CheckOutcome(name, dataset, worst, "; ".join(findings) or "no condition"))
     return out
 
 
@@ -184,7 +187,7 @@ def run_checks(raw: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, data:
             train_dataset=ds(raw), run_single_dataset="Train")
         drift = Suite("Train/test drift", *drift_checks(v)).run(train_dataset=ds(train), test_dataset=ds(test))
         passed = bool(integrity.passed(fail_if_check_not_run=True) and drift.passed(fail_if_check_not_run=True))
-        outcomes = _outcomes(integrity, "raw") + _outcomes(drift, "train/test")
+        outcomes = _outcomes(integrity, "raw", v.warn_only) + _outcomes(drift, "train/test", v.warn_only)
         if html is not None:
             combined = SuiteResult("mlops validation", integrity.results + drift.results)
             html.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,108 @@
+"""The curated deepchecks checks: pass on the clean real data, fail on each injected fault."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import train_test_split
+
+from mlops.config import Params, load_params
+from mlops.errors import ValidationFailed
+from mlops.stages.data import apply_schema, read_raw
+from mlops.stages.validate import ValidationReport, run_checks, validate
+from tests.helpers import REPO
+
+
+@pytest.fixture(scope="module")
+def params() -> Params:
+    return load_params(REPO / "params.yaml")
+
+
+@pytest.fixture(scope="module")
+def clean(params: Params) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    raw = read_raw(REPO / params.data.raw)
+    typed = apply_schema(raw, params.data, "raw")
+    train, test = train_test_split(typed, test_size=0.2, random_state=42, stratify=typed["churn"])
+    return raw, train, test
+
+
+def _failed(report: ValidationReport) -> dict[str, str]:
+    return {c.name: c.finding for c in report.failures()}
+
+
+def test_clean_data_passes(params: Params, clean: tuple[pd.DataFrame, ...]) -> None:
+    raw, train, test = clean
+    report = run_checks(raw, train, test, params.data, params.validate_)
+    assert report.passed, _failed(report)
+    assert len(report.checks) == 10
+    assert {c.dataset for c in report.checks} == {"raw", "train/test"}
+
+
+def test_label_leak_column_fails(params: Params, clean: tuple[pd.DataFrame, ...]) -> None:
+    raw, train, test = clean
+    leaky = raw.assign(cancel_code=np.where(raw["churn"] == "Yes", 1, 0))
+    report = run_checks(leaky, train, test, params.data, params.validate_)
+    failed = _failed(report)
+    assert not report.passed
+    assert list(failed) == ["Feature Label Correlation"]
+    assert "cancel_code" in failed["Feature Label Correlation"]
+
+
+def test_duplicated_block_fails(params: Params, clean: tuple[pd.DataFrame, ...]) -> None:
+    raw, train, test = clean
+    duplicated = pd.concat([raw, raw.iloc[1000:1400]], ignore_index=True)
+    failed = _failed(run_checks(duplicated, train, test, params.data, params.validate_))
+    assert list(failed) == ["Data Duplicates"]
+    assert "duplicate data" in failed["Data Duplicates"]
+
+
+def test_drifted_feature_in_test_fails(params: Params, clean: tuple[pd.DataFrame, ...]) -> None:
+    raw, train, test = clean
+    drifted = test.assign(monthly_charges=test["monthly_charges"] * 1.3)
+    failed = _failed(run_checks(raw, train, drifted, params.data, params.validate_))
+    assert list(failed) == ["Feature Drift"]
+    assert "monthly_charges" in failed["Feature Drift"]
+
+
+def test_new_category_in_test_fails(params: Params, clean: tuple[pd.DataFrame, ...]) -> None:
+    raw, train, test = clean
+    novel = test.copy()
+    novel["payment_method"] = novel["payment_method"].astype(str)
+    novel.loc[novel.index[:40], "payment_method"] = "Crypto wallet"
+    failed = _failed(run_checks(raw, train, novel, params.data, params.validate_))
+    assert "New Category Train Test" in failed
+    assert "payment_method" in failed["New Category Train Test"]
+
+
+def test_numeric_column_as_strings_fails(params: Params, clean: tuple[pd.DataFrame, ...]) -> None:
+    raw, train, test = clean
+    texty = raw.assign(monthly_charges=raw["monthly_charges"].map(lambda v: f"{v:.2f}"))
+    failed = _failed(run_checks(texty, train, test, params.data, params.validate_))
+    assert list(failed) == ["Schema Types"]
+    assert "'monthly_charges' expected float found object" in failed["Schema Types"]
+
+
+def test_stage_writes_results_and_fails_naming_check_and_column(
+        params: Params, clean: tuple[pd.DataFrame, ...], tmp_path: Path) -> None:
+    raw, train, test = clean
+    (tmp_path / "data/raw").mkdir(parents=True)
+    (tmp_path / "data/prepared").mkdir(parents=True)
+    raw.to_csv(tmp_path / params.data.raw, index=False)
+    train.to_csv(tmp_path / "data/prepared/train.csv", index=False)
+    test.assign(monthly_charges=test["monthly_charges"] * 1.3).to_csv(tmp_path / "data/prepared/test.csv",
+                                                                      index=False)
+    with pytest.raises(ValidationFailed, match=r"check 'Feature Drift' on train/test data: .*monthly_charges"):
+        validate(params, tmp_path)
+    written = json.loads((tmp_path / "reports/validation.json").read_text())
+    assert written["passed"] is False
+    assert [c["name"] for c in written["checks"] if not c["passed"]] == ["Feature Drift"]
+    html = (tmp_path / "reports/validation.html").read_text()
+    assert "<html" in html.lower() and "Feature Drift" in html
+    # Self-contained: plotly.js is inlined (not fetched from a CDN), and inlined once, not once per section.
+    assert not re.search(r"<script[^>]*\bsrc=[\"']?https?:", html)
+    assert html.count("Plotly.register") <= 2
