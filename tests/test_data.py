@@ -146,5 +146,5 @@ def test_missing_limit_is_configurable(workdir: Path) -> None:
 
 def test_not_a_csv(workdir: Path) -> None:
     (workdir / "data/raw/telco_churn.csv").write_bytes(b"\xff\xfe\x00garbage\x00\x01")
-    with pytest.raises(DataInvalid, match="telco_churn.csv"):
+    with pytest.raises(DataInvalid, match=r"telco_churn\.csv"):
         read_raw(workdir / "data/raw/telco_churn.csv")
