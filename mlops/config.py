@@ -118,10 +118,12 @@ class ReportParams(_Model):
     def spec(self, metric: str) -> MetricSpec:
         """The direction and noise threshold of METRIC ("test.log_loss"): per metric, else by its leaf name."""
         leaf = metric.rsplit(".", 1)[-1]
-        found = self.metrics.get(metric) or next((s for k, s in self.metrics.items() if k.rsplit(".", 1)[-1] == leaf),
-                                                  None)
+        found = self.metrics.get(metric) or next(
+            (s for k, s in self.metrics.items() if k.rsplit(".", 1)[-1] == leaf), None)
         if found is not None:
-            return found if "noise" in found.model_fields_set else found.model_copy(update={"noise": self.default_noise})
+            if "noise" in found.model_fields_set:
+                return found
+            return found.model_copy(update={"noise": self.default_noise})
         return MetricSpec(higher_is_better=not _lower_is_better(leaf), noise=self.default_noise)
 
 

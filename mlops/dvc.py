@@ -139,3 +139,244 @@ def output_hash(lock: dict[str, Any], path: str) -> str | None:
                 h = out.get("md5") or out.get("hash")
                 return str(h) if h is not None else None
     return None
+
+
+# --- reading pipeline outputs at any revision (the report's three states) ---------------------------------------
+
+_CODE_SUFFIXES = (".py", ".j2", ".ipynb", ".sh", ".r", ".R", ".sql", ".toml", ".cfg", ".ini")
+
+
+def _entry_path(entry: Any) -> str | None:
+    """A dvc.yaml list entry is `path` or `{path: {options}}`."""
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict) and len(entry) == 1:
+        return str(next(iter(entry)))
+    return None
+
+
+def metrics_paths(dvc_yaml: dict[str, Any]) -> list[str]:
+    """Every metrics file a dvc.yaml declares: stage `metrics:` outputs and top-level `metrics:`, in order."""
+    paths: list[str] = []
+    for stage in (dvc_yaml.get("stages") or {}).values():
+        if isinstance(stage, dict):
+            paths += [p for p in map(_entry_path, stage.get("metrics") or []) if p]
+    paths += [p for p in map(_entry_path, dvc_yaml.get("metrics") or []) if p]
+    return list(dict.fromkeys(paths))
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    """One plot of dvc.yaml: which fields of which files, drawn with which DVC template."""
+
+    id: str
+    template: str  # DVC template name: simple, linear, smooth, scatter, confusion, bar_horizontal...
+    x: dict[str, str]  # file -> x field ({} means the row index, DVC's `step`)
+    y: dict[str, tuple[str, ...]]  # file -> y fields (() means the last field of each row, as DVC does)
+    title: str
+    x_label: str
+    y_label: str
+
+
+def _as_fields(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+def _label(value: Any, default: str) -> str:
+    return default if value is None or value is False else str(value)
+
+
+def plot_specs(dvc_yaml: dict[str, Any]) -> list[PlotSpec]:
+    """The plots a dvc.yaml declares (top-level `plots:` in any of its forms, then stage `plots:` outputs).
+
+    Top-level directories cannot be expanded without the files; they are returned as a spec whose y maps the
+    directory path, and the reader expands them.
+    """
+    specs: list[PlotSpec] = []
+    top = dvc_yaml.get("plots") or []
+    if isinstance(top, dict):  # an older form: {path_or_id: {options}}
+        top = [{k: v} for k, v in top.items()]
+    for entry in top:
+        if isinstance(entry, str):
+            specs.append(PlotSpec(entry, "linear", {}, {entry: ()}, entry, "step", ""))
+            continue
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise DvcError(f"{DVC_YAML}: a 'plots' entry must be a path or a mapping with one key")
+        pid, opts = next(iter(entry.items()))
+        opts = opts if isinstance(opts, dict) else {}
+        template = str(opts.get("template") or "linear")
+        y_raw = opts.get("y")
+        if isinstance(y_raw, dict):
+            y = {str(f): _as_fields(v) for f, v in y_raw.items()}
+        else:  # the id is the data file
+            y = {str(pid): _as_fields(y_raw)}
+        x_raw = opts.get("x")
+        if isinstance(x_raw, dict):
+            x = {str(f): str(v) for f, v in x_raw.items()}
+        elif x_raw is not None:
+            x = {f: str(x_raw) for f in y}
+        else:
+            x = {}
+        first_x = next(iter(x.values()), "step")
+        first_y = next((fs[0] for fs in y.values() if fs), "")
+        specs.append(PlotSpec(str(pid), template, x, y, str(opts.get("title") or pid),
+                              _label(opts.get("x_label"), first_x), _label(opts.get("y_label"), first_y)))
+    for stage in (dvc_yaml.get("stages") or {}).values():
+        if not isinstance(stage, dict):
+            continue
+        for entry in stage.get("plots") or []:
+            path = _entry_path(entry)
+            if path is None:
+                continue
+            opts = entry[path] if isinstance(entry, dict) and isinstance(entry[path], dict) else {}
+            x_field = opts.get("x")
+            specs.append(PlotSpec(path, str(opts.get("template") or "linear"),
+                                  {path: str(x_field)} if x_field else {}, {path: _as_fields(opts.get("y"))},
+                                  str(opts.get("title") or path), _label(opts.get("x_label"), x_field or "step"),
+                                  _label(opts.get("y_label"), str(opts.get("y") or ""))))
+    return specs
+
+
+def params_paths(dvc_yaml: dict[str, Any]) -> list[str]:
+    """params.yaml plus every other params file a stage names (`params: [{file.yaml: [keys]}]`)."""
+    paths = ["params.yaml"]
+    for stage in (dvc_yaml.get("stages") or {}).values():
+        if isinstance(stage, dict):
+            for entry in stage.get("params") or []:
+                if isinstance(entry, dict):
+                    paths += [str(k) for k in entry]
+    return list(dict.fromkeys(paths))
+
+
+def data_deps(lock: dict[str, Any]) -> dict[str, str]:
+    """Path -> hash of every dependency in a parsed dvc.lock that is data, not code."""
+    out: dict[str, str] = {}
+    produced = {p for p, _ in _lock_outs(lock)}  # intermediate outputs are not input data
+    for stage in (lock.get("stages") or {}).values():
+        for dep in stage.get("deps") or []:
+            path = str(dep.get("path", "")).rstrip("/")
+            if path and path not in produced and not path.endswith(_CODE_SUFFIXES):
+                h = dep.get("md5") or dep.get("hash")
+                if h is not None:
+                    out[path] = str(h)
+    return out
+
+
+def _ini(path: Path) -> dict[str, dict[str, str]]:
+    import configparser
+
+    cp = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        cp.read(path, encoding="utf-8")
+    except configparser.Error:
+        return {}
+    return {s.strip("'\" "): dict(cp[s]) for s in cp.sections()}
+
+
+def _config(root: Path) -> dict[str, dict[str, str]]:
+    merged: dict[str, dict[str, str]] = {}
+    for name in ("config", "config.local"):
+        for section, values in _ini(root / ".dvc" / name).items():
+            merged.setdefault(section, {}).update(values)
+    return merged
+
+
+def cache_dir(root: Path | str = ".") -> Path:
+    """The local DVC cache directory (`cache.dir` of .dvc/config[.local], default .dvc/cache)."""
+    r = Path(root)
+    configured = _config(r).get("cache", {}).get("dir")
+    if configured:
+        p = Path(configured)
+        return p if p.is_absolute() else (r / ".dvc" / p).resolve()
+    return r / ".dvc" / "cache"
+
+
+def _cache_object(cache: Path, md5: str) -> Path | None:
+    h = md5.removesuffix(".dir")
+    suffix = ".dir" if md5.endswith(".dir") else ""
+    for base in (cache / "files" / "md5", cache):  # DVC 3 layout, then DVC 2's
+        p = base / h[:2] / (h[2:] + suffix)
+        if p.is_file():
+            return p
+    return None
+
+
+def _lock_outs(lock: dict[str, Any]) -> list[tuple[str, str]]:
+    outs = []
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            h = out.get("md5") or out.get("hash")
+            if out.get("path") and h:
+                outs.append((str(out["path"]).rstrip("/"), str(h)))
+    return outs
+
+
+def cached_output(root: Path | str, lock: dict[str, Any], path: str) -> tuple[bool, bytes | None]:
+    """Bytes of PATH as recorded in LOCK, from the local cache.
+
+    Returns (declared, content): declared is False when no output of LOCK holds PATH; content is None when the
+    cache lacks the object (fetch or reproduce it). A file inside a directory output is found via its .dir listing.
+    """
+    import json
+
+    cache = cache_dir(root)
+    norm = path.rstrip("/")
+    for out_path, h in _lock_outs(lock):
+        if norm == out_path and not h.endswith(".dir"):
+            obj = _cache_object(cache, h)
+            return True, obj.read_bytes() if obj else None
+        if norm.startswith(out_path + "/") and h.endswith(".dir"):
+            listing = _cache_object(cache, h)
+            if listing is None:
+                return True, None
+            rel = norm[len(out_path) + 1:]
+            for item in json.loads(listing.read_text(encoding="utf-8")):
+                if item.get("relpath") == rel:
+                    obj = _cache_object(cache, str(item.get("md5") or item.get("hash")))
+                    return True, obj.read_bytes() if obj else None
+            return True, None
+    return False, None
+
+
+def dir_listing(root: Path | str, lock: dict[str, Any], path: str) -> list[str] | None:
+    """The files (repo-relative) of directory output PATH from the cache, or None when not a cached dir."""
+    import json
+
+    norm = path.rstrip("/")
+    for out_path, h in _lock_outs(lock):
+        if out_path == norm and h.endswith(".dir"):
+            listing = _cache_object(cache_dir(root), h)
+            if listing is None:
+                return None
+            return [f"{norm}/{item['relpath']}" for item in json.loads(listing.read_text(encoding="utf-8"))]
+    return None
+
+
+def prepare_worktree(root: Path | str, worktree: Path) -> None:
+    """Make a git worktree of ROOT share its DVC cache and see its remotes (relative URLs made absolute)."""
+    r = Path(root).resolve()
+    lines = ["[cache]", f"    dir = {cache_dir(r).resolve()}"]
+    for section, values in _config(r).items():
+        if section.startswith("remote ") and "url" in values:
+            url = values["url"]
+            if "://" not in url and not Path(url).is_absolute():
+                url = str((r / ".dvc" / url).resolve())
+            name = section.split(" ", 1)[1].strip("'\" ")
+            lines += [f"['remote \"{name}\"']", f"    url = {url}"]
+    (worktree / ".dvc").mkdir(exist_ok=True)
+    (worktree / ".dvc" / "config.local").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def has_remote(root: Path | str = ".") -> bool:
+    cfg = _config(Path(root))
+    return any(s.startswith("remote ") for s in cfg)
+
+
+def fetch(cwd: Path | str, targets: Sequence[str] = ()) -> bool:
+    """`dvc fetch [targets]` into the cache; False (not an error) when the remote lacks something."""
+    proc = run(["fetch", *targets], cwd, check=False)
+    return proc.returncode == 0

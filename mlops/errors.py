@@ -63,3 +63,15 @@ class GitHubError(MlopsError):
 
 class ReportError(MlopsError):
     """A report could not be built or its inputs are malformed."""
+
+
+class TagConflict(RegistryError):
+    """A registry tag name already exists and points at another commit (tags are never moved)."""
+
+
+class NothingToRollBack(RegistryError):
+    """No earlier version to roll a stage back to."""
+
+
+class GitHubPermissionError(GitHubError):
+    """The GitHub token lacks a permission (401/403) or cannot see the repository or pull request (404)."""

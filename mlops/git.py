@@ -141,3 +141,69 @@ def changed_paths(a: str, b: str | None = None, cwd: Path | str = ".") -> list[s
     """Paths that differ between A and B (or the working tree when B is None)."""
     args = ["diff", "--name-only", "-z", a] + ([b] if b else [])
     return [p for p in run(args, cwd).stdout.decode().split("\0") if p]
+
+
+# --- registry: tags, pushes and fetches (appended for the model registry) ---------------------------------
+
+
+def tag_commit(name: str, cwd: Path | str = ".") -> str | None:
+    """The commit that tag NAME points at (peeled), or None when no such tag exists."""
+    proc = run(["rev-parse", "--verify", "--quiet", "--end-of-options", f"refs/tags/{name}^{{commit}}"], cwd,
+               check=False)
+    return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+
+def create_annotated_tag(name: str, target: str, message: str, cwd: Path | str = ".", *, sign: bool = False,
+                         date: str | None = None) -> None:
+    """`git tag -a` (or `-s` when SIGN) NAME at TARGET with MESSAGE kept verbatim; fails if NAME exists.
+
+    DATE ("@<epoch> +0000") sets the tagger date (GIT_COMMITTER_DATE)."""
+    run(["tag", "-s" if sign else "-a", "--cleanup=verbatim", "-F", "-", "--end-of-options", name, target], cwd,
+        input=message.encode(), env={"GIT_COMMITTER_DATE": date} if date else None)
+
+
+def delete_unpublished_tag(name: str, cwd: Path | str = ".") -> None:
+    """Delete a local tag that this process just created and failed to push (never a published one)."""
+    run(["tag", "-d", name], cwd, check=False)
+
+
+def push_atomic(remote: str, refspecs: Sequence[str], cwd: Path | str = ".") -> tuple[bool, list[tuple[str, str]], str]:
+    """`git push --atomic --porcelain REMOTE REFSPECS`: (ok, [(ref, reason)], git's first error line).
+
+    The list holds the rejected refs ("!"), and also the refs the remote already had as they are ("=", reason
+    "up to date"): a push that updated nothing did not publish anything of its own."""
+    proc = run(["push", "--atomic", "--porcelain", remote, *refspecs], cwd, check=False)
+    refused: list[tuple[str, str]] = []
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        # porcelain: "<flag>\t<from>:<to>\t<summary> (<reason>)"; "!" rejected, "=" up to date
+        parts = line.split("\t")
+        if len(parts) >= 3 and parts[0] in ("!", "="):
+            refused.append((parts[1].split(":")[-1], parts[2] if parts[0] == "!" else "up to date"))
+    err = proc.stderr.decode(errors="replace").strip().splitlines()
+    first = next((ln for ln in err if ln.startswith(("fatal:", "error:", "remote:"))), err[0] if err else "")
+    return proc.returncode == 0, refused, first
+
+
+def fetch_tags(remote: str, cwd: Path | str = ".") -> None:
+    """Fetch every tag of REMOTE without moving a local one (a tag that differs there fails the fetch)."""
+    run(["fetch", "--quiet", "--no-write-fetch-head", remote, "refs/tags/*:refs/tags/*"], cwd)
+
+
+def remote_exists(name: str, cwd: Path | str = ".") -> bool:
+    return name in out(["remote"], cwd).split()
+
+
+def worktree_add(path: Path | str, rev: str, cwd: Path | str = ".") -> None:
+    """A detached worktree of REV at PATH (for reading or reproducing another revision)."""
+    run(["worktree", "add", "--detach", "--force", str(path), rev], cwd)
+
+
+def worktree_remove(path: Path | str, cwd: Path | str = ".") -> None:
+    """Remove a worktree made by worktree_add (and prune its record); quiet when it is already gone."""
+    run(["worktree", "remove", "--force", str(path)], cwd, check=False)
+    run(["worktree", "prune"], cwd, check=False)
+
+
+def commit_subject(rev: str = "HEAD", cwd: Path | str = ".") -> str:
+    """The first line of REV's commit message."""
+    return out(["log", "-1", "--format=%s", rev], cwd)

@@ -55,7 +55,7 @@ def test_expected_error_is_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*_a: Any, **_k: Any) -> None:
         raise DataInvalid("data.csv: column 'x' is missing", hint="add it")
 
-    monkeypatch.setattr("mlops.cli.pipeline.run_stage", boom)
+    monkeypatch.setattr("mlops.jobs.pipeline.run_stage", boom)
     result = runner.invoke(app, ["stage", "prepare"])
     assert result.exit_code == 1
     assert result.output.splitlines() == ["error: data.csv: column 'x' is missing", "hint: add it"]
@@ -65,7 +65,7 @@ def test_bug_is_exit_3_with_report_hint(monkeypatch: pytest.MonkeyPatch) -> None
     def bug(*_a: Any, **_k: Any) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("mlops.cli.pipeline.run_stage", bug)
+    monkeypatch.setattr("mlops.jobs.pipeline.run_stage", bug)
     result = runner.invoke(app, ["stage", "prepare"])
     assert result.exit_code == 3
     assert "internal error: ZeroDivisionError" in result.output
@@ -77,7 +77,7 @@ def test_traceback_flag_shows_it(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     def bug(*_a: Any, **_k: Any) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("mlops.cli.pipeline.run_stage", bug)
+    monkeypatch.setattr("mlops.jobs.pipeline.run_stage", bug)
     monkeypatch.setattr("mlops.cli.state.traceback", False)
     result = runner.invoke(app, ["--traceback", "stage", "prepare"])
     assert result.exit_code == 3
@@ -88,7 +88,7 @@ def test_interrupt_is_exit_130(monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted(*_a: Any, **_k: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("mlops.cli.pipeline.run_stage", interrupted)
+    monkeypatch.setattr("mlops.jobs.pipeline.run_stage", interrupted)
     assert runner.invoke(app, ["stage", "prepare"]).exit_code == 130
 
 

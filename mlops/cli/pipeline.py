@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from mlops.cli import app, echo, handled, progress
-from mlops.jobs.pipeline import RunSummary, run_pipeline, run_stage
 from mlops.stages import STAGES
+
+if TYPE_CHECKING:  # the jobs are imported when a command runs: `mlops --help` stays fast
+    from mlops.jobs.pipeline import RunSummary
 
 
 def print_summary(s: RunSummary) -> None:
@@ -32,10 +35,21 @@ def print_summary(s: RunSummary) -> None:
 def run_cmd(
     pull: bool = typer.Option(False, "--pull", help="Fetch cached outputs and run-cache entries from the DVC remote "
                               "before reproducing."),
+    base: str = typer.Option(None, "--base", help="Git ref the report compares with (default: the merge-base of "
+                             "HEAD with the main branch)."),
+    production: str = typer.Option("auto", "--production", help="auto, a git ref, or none: what the report calls "
+                                   "production."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Build the report after the pipeline."),
 ) -> None:
-    """Run the main job: reproduce the pipeline (dvc repro) and summarise metrics, validation and outputs."""
-    summary = run_pipeline(Path("."), progress, pull=pull)
+    """Run the main job: reproduce the pipeline (dvc repro), then build the report vs main and production."""
+    from mlops.cli.report import print_report
+    from mlops.jobs.pipeline import run_with_report
+
+    summary, result = run_with_report(Path("."), progress, pull=pull, base=base, production=production,
+                                      report=report)
     print_summary(summary)
+    if result is not None:
+        print_report(result)
 
 
 @app.command("stage")
@@ -44,4 +58,6 @@ def stage_cmd(
     name: str = typer.Argument(..., help=f"Stage to run: one of {', '.join(STAGES)}."),
 ) -> None:
     """Run one pipeline stage in this process (what dvc.yaml calls)."""
-    run_stage(name, Path("."), progress)
+    from mlops.jobs import pipeline as jobs
+
+    jobs.run_stage(name, Path("."), progress)

@@ -1,1 +1,100 @@
 """Report commands (`mlops report`, `mlops gate`, `mlops comment`): registered on `app` on import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from mlops.cli import app, echo, handled, progress
+from mlops.errors import GateFailed
+
+if TYPE_CHECKING:  # the jobs are imported when a command runs: `mlops --help` stays fast
+    from mlops.gates import GateReport
+    from mlops.jobs.report import ReportResult
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def print_gates(report: GateReport) -> None:
+    if not report.rows:
+        echo("gates: none configured")
+        return
+    echo(f"gates against {report.against}:")
+    width = max(len(r.metric) for r in report.rows)
+    for r in report.rows:
+        echo(f"  {'PASS' if r.passed else 'FAIL'}  {r.metric:<{width}}  {r.rule:<8} {r.threshold:<8g} "
+             f"value {_fmt(r.value)}  ref {_fmt(r.reference)}  {r.detail}")
+
+
+def print_report(result: ReportResult) -> None:
+    r = result.report
+    row = r.headline_row
+    if row is not None:
+        vs = f" (main {_fmt(row.vs_base.reference)}" + (f", production {_fmt(row.vs_production.reference)}"
+                                                         if row.vs_production else "") + ")"
+        echo(f"headline: {row.name} {_fmt(row.head)}{vs}")
+    if r.gates is not None:
+        failed = ", ".join(f"{g.metric} {g.rule}" for g in r.gates.failed())
+        echo(f"gates: {'passed' if r.gates.passed else 'FAILED: ' + failed}")
+    echo(f"report: {', '.join(str(p) for p in result.files[:3])}")
+
+
+@app.command("report")
+@handled
+def report_cmd(
+    base: str = typer.Option(None, "--base", help="Git ref to compare with (default: the merge-base of HEAD with "
+                             "the main branch)."),
+    production: str = typer.Option("auto", "--production", help="auto (the commit of the newest NAME#production#N "
+                                   "tag), a git ref, or none."),
+    out: str = typer.Option(None, "--out", help="Folder for report.md, report.html and report.json "
+                             "(default: reports/)."),
+) -> None:
+    """Build the pull-request report: metrics, params, data, validation and plots vs main and production."""
+    from mlops.jobs.report import build
+
+    result = build(Path("."), base=base, production=production, out=Path(out) if out else None,
+                   progress=progress)
+    print_report(result)
+
+
+@app.command("gate")
+@handled
+def gate_cmd(
+    against: str = typer.Option("base", "--against", help="Compare relative gates (max_drop, max_rise) with the "
+                                "base branch or with production: base | production."),
+    base: str = typer.Option(None, "--base", help="Git ref used as base (default: merge-base with main)."),
+) -> None:
+    """Check the gates of params.yaml; exit 1 when one fails, with a table of all of them either way."""
+    if against not in ("base", "production"):
+        raise typer.BadParameter("must be base or production", param_hint="--against")
+    from mlops.jobs.report import gate
+
+    result = gate(Path("."), against=against, base=base, progress=progress)
+    print_gates(result)
+    if not result.passed:
+        failed = result.failed()
+        raise GateFailed(f"{len(failed)} of {len(result.rows)} gates failed: "
+                         + ", ".join(f"{g.metric} {g.rule} ({g.detail})" for g in failed),
+                         hint="see the table above; thresholds are under `gates:` in params.yaml")
+
+
+@app.command("comment")
+@handled
+def comment_cmd(
+    report: str = typer.Option(None, "--report", help="Markdown report to post (default: reports/report.md)."),
+    target: str = typer.Option("auto", "--target", help="auto (the PR of the Actions event or of the commit, else "
+                               "a commit comment), pr/N or commit/SHA."),
+    watermark_title: str = typer.Option("", "--watermark-title", help="Label of the sticky marker (CML's "
+                                        "--watermark-title); comments with another label are left alone."),
+) -> None:
+    """Create or update the one sticky report comment; also write the job summary when in Actions."""
+    from mlops.jobs.report import comment
+
+    result = comment(Path("."), report_file=Path(report) if report else None, target=target,
+                     label=watermark_title, progress=progress)
+    if result.posted is not None:
+        echo(f"comment {result.posted.action} on {result.posted.target}: {result.posted.url}")

@@ -1,1 +1,14 @@
-"""github capability."""
+"""github capability: the sticky pull-request comment (PyGithub), Actions event parsing, job summary."""
+
+from mlops.github.client import (
+    DEFAULT_API,
+    Client,
+    Posted,
+    Target,
+    is_ours,
+    parse_target,
+    pr_from_event,
+    watermark,
+)
+
+__all__ = ["DEFAULT_API", "Client", "Posted", "Target", "is_ours", "parse_target", "pr_from_event", "watermark"]

@@ -74,3 +74,13 @@ def run_pipeline(root: Path = Path("."), progress: Progress = silent, *, pull: b
     progress("pipeline: dvc repro")
     ran = dvc.repro(root, pull=pull, on_line=lambda line: progress(f"  {line}") if line.strip() else None)
     return summarize(root, tuple(ran))
+
+
+def run_with_report(root: Path = Path("."), progress: Progress = silent, *, pull: bool = False,
+                    base: str | None = None, production: str = "auto", report: bool = True) -> tuple[RunSummary, Any]:
+    """The main job: the pipeline, then the report against the base branch and production (jobs.report.build)."""
+    from mlops.jobs.report import build
+
+    summary = run_pipeline(root, progress, pull=pull)
+    result = build(root, base=base, production=production, progress=progress) if report else None
+    return summary, result

@@ -1,0 +1,199 @@
+"""The sticky pull-request comment on GitHub, through PyGithub.
+
+The comment carries CML's watermark (`![](https://cml.dev/watermark.png#SHA "CML watermark LABEL")`), so
+`cml comment update` and `mlops comment` edit each other's comment. All pages of comments are read (CML reads only
+the first and loses its comment on busy pull requests); the newest comment with our watermark is edited.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from mlops.errors import GitHubError, GitHubPermissionError
+
+DEFAULT_API = "https://api.github.com"
+WATERMARK_RE = re.compile(r'!\[\]\(https://cml\.dev/watermark\.png#[^\s)]*\s+"CML watermark ?([^"]*)"\)')
+
+
+def watermark(sha: str, label: str = "") -> str:
+    title = f"CML watermark {label}".strip()
+    return f'![](https://cml.dev/watermark.png#{sha} "{title}")'
+
+
+def is_ours(body: str | None, label: str = "") -> bool:
+    return any(m.group(1).strip() == label.strip() for m in WATERMARK_RE.finditer(body or ""))
+
+
+# --- the Actions event (pydantic at the edge) -------------------------------------------------------------------
+
+class _Edge(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Number(_Edge):
+    number: int
+
+
+class _Issue(_Edge):
+    number: int
+    pull_request: dict[str, Any] | None = None
+
+
+class _WorkflowRun(_Edge):
+    pull_requests: list[_Number] = []
+    head_sha: str | None = None
+
+
+class Event(_Edge):
+    pull_request: _Number | None = None
+    issue: _Issue | None = None
+    workflow_run: _WorkflowRun | None = None
+
+
+def pr_from_event(path: str | None) -> int | None:
+    """The pull request number of the Actions event at PATH (pull_request, issue_comment, workflow_run)."""
+    if not path:
+        return None
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        event = Event.model_validate(raw)
+    except FileNotFoundError:
+        raise GitHubError(f"GITHUB_EVENT_PATH {path}: file not found") from None
+    except (ValueError, ValidationError) as exc:
+        raise GitHubError(f"GITHUB_EVENT_PATH {path}: not a GitHub event payload ({type(exc).__name__})") from None
+    if event.pull_request is not None:
+        return event.pull_request.number
+    if event.issue is not None and event.issue.pull_request is not None:
+        return event.issue.number
+    if event.workflow_run is not None and event.workflow_run.pull_requests:
+        return event.workflow_run.pull_requests[0].number
+    return None
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # "pr" or "commit"
+    number: int | None = None
+    sha: str | None = None
+
+    def __str__(self) -> str:
+        return f"pull request #{self.number}" if self.kind == "pr" else f"commit {str(self.sha)[:12]}"
+
+
+def parse_target(text: str) -> Target | None:
+    """'auto' -> None; 'pr/N' and 'commit/SHA' -> Target; GitHubError otherwise."""
+    if text == "auto":
+        return None
+    kind, _, value = text.partition("/")
+    if kind == "pr" and value.isdigit() and int(value) > 0:
+        return Target("pr", number=int(value))
+    if kind == "commit" and re.fullmatch(r"[0-9a-fA-F]{7,40}", value):
+        return Target("commit", sha=value.lower())
+    raise GitHubError(f"--target '{text}': expected auto, pr/NUMBER or commit/SHA")
+
+
+@dataclass(frozen=True)
+class Posted:
+    target: Target
+    action: str  # "created" or "updated"
+    comment_id: int
+    url: str
+
+
+_PERMISSION = {"pr": "pull-requests: write (or issues: write)", "commit": "contents: write"}
+
+
+def _fail(exc: Exception, what: str, kind: str, repo: str) -> GitHubError:
+    from github import GithubException
+
+    if isinstance(exc, GithubException):
+        status = exc.status
+        if status == 401:
+            return GitHubPermissionError(f"GitHub rejected the token (401) while trying to {what}",
+                                         hint="check GITHUB_TOKEN: it is missing, expired or revoked")
+        if status == 403:
+            return GitHubPermissionError(f"GitHub refused to {what} (403): the token lacks {_PERMISSION[kind]} "
+                                         f"on {repo}",
+                                         hint=f"grant `permissions: {_PERMISSION[kind].split(' (')[0]}` to the job "
+                                              "(fork pull requests get a read-only token: comment from a "
+                                              "workflow_run job)")
+        if status == 404:
+            return GitHubPermissionError(f"GitHub answered 404 while trying to {what}: {repo} or the target is not "
+                                         "visible to the token",
+                                         hint="check GITHUB_REPOSITORY and the target, and that the token can read "
+                                              "the repository (`contents: read`)")
+        message = exc.data.get("message") if isinstance(exc.data, dict) else None
+        return GitHubError(f"GitHub refused to {what} ({status}{': ' + str(message) if message else ''})",
+                           hint="retried with backoff; try again later")
+    return GitHubError(f"cannot reach GitHub to {what}: {type(exc).__name__}: {exc}",
+                       hint="check GITHUB_API_URL and the network")
+
+
+class Client:
+    """One repository on one GitHub (or GitHub Enterprise) API, with retries on 5xx and secondary rate limits."""
+
+    def __init__(self, repo: str, token: str, api_url: str = DEFAULT_API, *, retries: int = 5,
+                 backoff: float = 1.0, timeout: float = 30.0) -> None:
+        from github import Auth, Github, GithubRetry
+
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+", repo):
+            raise GitHubError(f"repository '{repo}' is not OWNER/NAME", hint="set GITHUB_REPOSITORY=owner/name")
+        retry = GithubRetry(total=retries, backoff_factor=backoff, secondary_rate_wait=60.0,
+                            max_rate_limit_wait=300.0,
+                            allowed_methods={"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"})
+        self.repo_name = repo
+        self._gh = Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), retry=retry, timeout=int(timeout),
+                          per_page=100, lazy=True)
+        self._repo = self._gh.get_repo(repo, lazy=True)
+
+    def close(self) -> None:
+        self._gh.close()
+
+    def _call(self, what: str, kind: str, fn: Any) -> Any:
+        from github import GithubException
+
+        try:
+            return fn()
+        except GithubException as exc:
+            raise _fail(exc, what, kind, self.repo_name) from None
+        except OSError as exc:
+            raise _fail(exc, what, kind, self.repo_name) from None
+        except Exception as exc:  # requests' and urllib3's errors (retries exhausted, connection refused)
+            if type(exc).__module__.startswith(("requests", "urllib3")):
+                raise _fail(exc, what, kind, self.repo_name) from None
+            raise
+
+    def pr_of_commit(self, sha: str) -> int | None:
+        """The open pull request a commit belongs to (the first GitHub lists), else None."""
+        pulls = self._call("list the pull requests of a commit", "pr",
+                           lambda: list(self._repo.get_commit(sha).get_pulls()))
+        open_ = [p for p in pulls if getattr(p, "state", "open") == "open"] or pulls
+        return int(open_[0].number) if open_ else None
+
+    def upsert(self, target: Target, body: str, label: str = "") -> Posted:
+        """Create the sticky comment on TARGET, or edit the newest one carrying our watermark."""
+        if target.kind == "pr":
+            assert target.number is not None  # Target("pr") always has a number
+            issue = self._repo.get_issue(target.number)
+            comments = self._call(f"list the comments of pull request #{target.number}", "pr",
+                                  lambda: list(issue.get_comments()))
+            create = issue.create_comment
+        else:
+            assert target.sha is not None
+            commit = self._repo.get_commit(target.sha)
+            comments = self._call(f"list the comments of commit {target.sha[:12]}", "commit",
+                                  lambda: list(commit.get_comments()))
+            create = commit.create_comment
+        mine = [c for c in comments if is_ours(c.body, label)]
+        if mine:
+            newest = max(mine, key=lambda c: (c.created_at, c.id))
+            self._call(f"edit comment {newest.id}", target.kind, lambda: newest.edit(body))
+            return Posted(target, "updated", int(newest.id), str(newest.html_url))
+        made = self._call(f"comment on {target}", target.kind, lambda: create(body))
+        return Posted(target, "created", int(made.id), str(made.html_url))

@@ -1,0 +1,408 @@
+"""`mlops report`, `mlops gate` and `mlops comment`: read three states, diff them, render, gate, post.
+
+The workspace is read from disk; the base (merge-base with main) and production (the commit of the newest
+`NAME#production#N` tag) are read at their commits: git-tracked files with `git show`, DVC outputs from the local
+cache by the hashes in that commit's dvc.lock. What the cache lacks is fetched from the DVC remote in a worktree
+of that commit, or, failing that, reproduced there (`dvc repro --pull --allow-missing`, which restores what it can
+from the run cache). The report says which.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from mlops import __version__, dvc, git
+from mlops.config import PARAMS_FILE, GateSpec, RegistryParams, ReportParams
+from mlops.errors import DvcError, GateFailed, GitError, GitHubError, ParamsInvalid, RefNotFound, ReportError
+from mlops.gates import GateReport, evaluate_gates
+from mlops.github import DEFAULT_API, Client, Posted, Target, parse_target, pr_from_event, watermark
+from mlops.progress import Progress, silent
+from mlops.registry import stage_commit
+from mlops.report import (
+    GITHUB_LIMIT,
+    Meta,
+    Report,
+    State,
+    as_json,
+    build_report,
+    fit,
+    flatten_params,
+    html,
+    markdown,
+    metrics_of,
+    parse_output,
+    with_renderings,
+)
+
+PNG_DIR = "report-plots"
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    report: ReportParams
+    gates: Mapping[str, GateSpec]
+    registry: RegistryParams
+
+
+def load_report_config(root: Path) -> ReportConfig:
+    """Only the sections the report needs (`report`, `gates`, `registry`), so any project's params.yaml works."""
+    path = root / PARAMS_FILE
+    raw: Any = {}
+    if path.is_file():
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            raise ParamsInvalid(f"{path}: not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise ParamsInvalid(f"{path}: top level must be a mapping of sections")
+    section = ""
+    try:
+        section = "report"
+        report = ReportParams.model_validate(raw.get("report") or {})
+        section = "gates"
+        gates_raw = raw.get("gates") or {}
+        if not isinstance(gates_raw, dict):
+            raise ParamsInvalid(f"{path}: key 'gates' must map metric names to rules")
+        gates = {str(k): GateSpec.model_validate(v or {}) for k, v in gates_raw.items()}
+        section = "registry"
+        registry = RegistryParams.model_validate(raw.get("registry") or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in (section, *err["loc"]))
+        raise ParamsInvalid(f"{path}: key '{loc}': {err['msg']}", hint="see the params.yaml reference") from None
+    return ReportConfig(report, gates, registry)
+
+
+# --- reading states --------------------------------------------------------------------------------------------
+
+def _yaml_or_empty(raw: bytes | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _plot_specs(root: Path, dvc_yaml: dict[str, Any]) -> list[dvc.PlotSpec]:
+    """dvc.yaml's plots, with directory entries expanded to one spec per file (as DVC shows them)."""
+    out = []
+    for spec in dvc.plot_specs(dvc_yaml):
+        path = next(iter(spec.y), "")
+        if len(spec.y) == 1 and (root / path).is_dir():
+            for f in sorted(p for p in (root / path).rglob("*") if p.is_file()):
+                rel = f.relative_to(root).as_posix()
+                out.append(replace(spec, id=rel, title=rel, y={rel: spec.y[path]},
+                                   x={rel: spec.x[path]} if path in spec.x else {}))
+        else:
+            out.append(spec)
+    return out
+
+
+def _wanted(cfg: ReportParams, metrics: Sequence[str], specs: Sequence[dvc.PlotSpec]) -> list[str]:
+    files = [*metrics, *(f for s in specs for f in s.y), cfg.data_summary, cfg.validation, cfg.segments]
+    return list(dict.fromkeys(files))
+
+
+def _params(read: Any, dvc_yaml: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path in dvc.params_paths(dvc_yaml):
+        raw = read(path)
+        if raw is None:
+            continue
+        data = _yaml_or_empty(raw) if not path.endswith(".json") else parse_output(path, raw)
+        prefix = "" if path == PARAMS_FILE else f"{path}:"
+        out.update(flatten_params(data or {}, prefix))
+    return out
+
+
+def read_workspace(root: Path, cfg: ReportConfig, specs: Sequence[dvc.PlotSpec], name: str, ref: str) -> State:
+    dvc_yaml = dvc.read_dvc_yaml(root)
+    metrics = dvc.metrics_paths(dvc_yaml)
+    files: dict[str, Any] = {}
+    missing = []
+    for path in _wanted(cfg.report, metrics, specs):
+        p = root / path
+        if p.is_file():
+            files[path] = parse_output(path, p.read_bytes())
+        elif path in metrics:
+            missing.append(path)
+    lock = dvc.parse_lock((root / dvc.DVC_LOCK).read_bytes()) if (root / dvc.DVC_LOCK).is_file() else {}
+    try:
+        commit: str | None = git.head(root)
+    except GitError:
+        commit = None
+
+    def read(path: str) -> bytes | None:
+        return (root / path).read_bytes() if (root / path).is_file() else None
+
+    dirty = bool(commit) and bool(git.is_dirty(root))
+    return State("head", name, ref + (" + uncommitted changes" if dirty else ""), commit, "workspace",
+                 metrics_of(files, metrics), _params(read, dvc_yaml), dvc.data_deps(lock), files, tuple(missing))
+
+
+def _from_commit(root: Path, rev: str, wanted: Sequence[str], lock: dict[str, Any],
+                 into: dict[str, Any]) -> list[str]:
+    """Fill INTO from git and the local cache; returns the DVC outputs the cache lacks."""
+    lacking = []
+    for path in wanted:
+        if path in into:
+            continue
+        raw = git.show_file(rev, path, root)
+        if raw is None:
+            declared, raw = dvc.cached_output(root, lock, path)
+            if declared and raw is None:
+                lacking.append(path)
+                continue
+        if raw is not None:
+            into[path] = parse_output(path, raw)
+    return lacking
+
+
+def _worktree_fill(root: Path, rev: str, lacking: Sequence[str], into: dict[str, Any],
+                   progress: Progress, label: str) -> str:
+    """Fetch, else reproduce, LACKING outputs of REV in a temporary worktree; returns how they were obtained."""
+    tmp = Path(tempfile.mkdtemp(prefix="mlops-rev-"))
+    wt = tmp / "wt"
+    git.worktree_add(wt, rev, root)
+    try:
+        dvc.prepare_worktree(root, wt)
+        lock = dvc.parse_lock((wt / dvc.DVC_LOCK).read_bytes()) if (wt / dvc.DVC_LOCK).is_file() else {}
+        if dvc.has_remote(root):
+            progress(f"report: fetching {label} outputs from the DVC remote")
+            dvc.fetch(wt)
+            still = _from_commit(root, rev, lacking, lock, into)
+            if not still:
+                return "fetched from the DVC remote"
+            lacking = still
+        progress(f"report: reproducing {label} outputs (dvc repro --pull --allow-missing)")
+        try:
+            ran = dvc.repro(wt, pull=dvc.has_remote(root))
+        except DvcError as exc:
+            raise ReportError(f"cannot get the {label} outputs ({', '.join(lacking)}) at {rev[:12]}: {exc.message}",
+                              hint="push them from main (`dvc push --run-cache`) or use --base with another ref") \
+                from None
+        for path in lacking:
+            if (wt / path).is_file():
+                into[path] = parse_output(path, (wt / path).read_bytes())
+        if ran:
+            return f"reproduced ({', '.join(ran)} run; the rest from the run cache)"
+        return "restored from the run cache"
+    finally:
+        git.worktree_remove(wt, root)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_commit(root: Path, cfg: ReportConfig, specs: Sequence[dvc.PlotSpec], rev: str, role: str, name: str,
+                ref: str, progress: Progress = silent) -> State:
+    dvc_yaml = _yaml_or_empty(git.show_file(rev, dvc.DVC_YAML, root))
+    lock = _yaml_or_empty(git.show_file(rev, dvc.DVC_LOCK, root))
+    metrics = dvc.metrics_paths(dvc_yaml)
+    wanted = _wanted(cfg.report, metrics, specs)
+    files: dict[str, Any] = {}
+    lacking = _from_commit(root, rev, wanted, lock, files)
+    source = "local DVC cache"
+    if lacking:
+        source = _worktree_fill(root, rev, lacking, files, progress, name)
+    missing = tuple(p for p in metrics if p not in files)
+    return State(role, name, ref, rev, source, metrics_of(files, metrics),
+                 _params(lambda p: git.show_file(rev, p, root), dvc_yaml), dvc.data_deps(lock), files, missing)
+
+
+# --- choosing the states -----------------------------------------------------------------------------------------
+
+def resolve_base(root: Path, base: str | None, main: str) -> tuple[str, str]:
+    """(commit, name): --base REF, else the merge-base of HEAD with MAIN (or origin/MAIN in a CI checkout)."""
+    if base:
+        return git.rev_parse(base, root), base
+    for candidate in (main, f"origin/{main}", f"refs/remotes/origin/{main}"):
+        if git.ref_exists(candidate, root):
+            return git.merge_base("HEAD", candidate, root), main
+    raise RefNotFound(f"base branch '{main}' not found (nor origin/{main})",
+                      hint=f"fetch it (`git fetch origin {main}:{main}`, or checkout with fetch-depth: 0) "
+                           "or pass --base REF")
+
+
+def _artifact(root: Path, cfg: ReportConfig, raw_params_has_registry: bool) -> str | None:
+    if raw_params_has_registry:
+        return cfg.registry.artifact
+    try:
+        names = list(dvc.artifacts(root))
+    except DvcError:
+        return None
+    return names[0] if names else None
+
+
+def resolve_production(root: Path, cfg: ReportConfig, production: str) -> tuple[str | None, str, str]:
+    """(commit, ref, note) of the production model per --production auto|REF|none."""
+    if production == "none":
+        return None, "", "Production comparison turned off (--production none)."
+    if production != "auto":
+        return git.rev_parse(production, root), production, f"Production: {production}."
+    has_registry = "registry" in _yaml_or_empty((root / PARAMS_FILE).read_bytes()
+                                                if (root / PARAMS_FILE).is_file() else None)
+    artifact = _artifact(root, cfg, has_registry)
+    if artifact is None:
+        return None, "", "No production model: no model artifact is declared (dvc.yaml `artifacts:`)."
+    info = stage_commit(root, artifact, "production")
+    if info is None:
+        return None, "", (f"No production model yet: no {artifact}#production#N tag, "
+                          "so nothing is compared with production.")
+    return info.commit, f"{artifact} {info.version}", f"Production: {artifact} {info.version} ({info.tag})."
+
+
+def gate_report(cfg: ReportConfig, head: State, ref: State | None, against: str) -> GateReport:
+    return evaluate_gates(cfg.gates, head.metrics, ref.metrics if ref is not None else None, against)
+
+
+def run_url() -> str | None:
+    server, repo, run = (os.environ.get(k, "") for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    if server.startswith(("https://", "http://")) and repo and run.isdigit():
+        return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
+    return None
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    report: Report
+    files: tuple[Path, ...]  # report.md, report.html, report.json (and PNGs)
+    markdown: str
+
+
+def build(root: Path = Path("."), *, base: str | None = None, production: str = "auto",
+          out: Path | None = None, progress: Progress = silent, pngs: bool = True) -> ReportResult:
+    """Read the three states, diff them, and write report.md, report.html and report.json under OUT."""
+    started = time.perf_counter()
+    root = root.resolve()
+    cfg = load_report_config(root)
+    out_dir = (root / "reports") if out is None else (out if out.is_absolute() else Path.cwd() / out)
+    specs = _plot_specs(root, dvc.read_dvc_yaml(root))
+    branch = os.environ.get("GITHUB_HEAD_REF") or git.current_branch(root) or "detached HEAD"
+    progress("report: reading the workspace")
+    head = read_workspace(root, cfg, specs, "this branch", branch)
+    if not head.metrics:
+        raise ReportError("no metrics in the workspace: " + (", ".join(head.missing) or "dvc.yaml declares none"),
+                          hint="run the pipeline first (`mlops run`)")
+    base_commit, base_name = resolve_base(root, base, cfg.registry.main_branch)
+    progress(f"report: reading {base_name} at {base_commit[:12]}")
+    base_state = read_commit(root, cfg, specs, base_commit, "base", base_name, base_name, progress)
+    prod_commit, prod_ref, note = resolve_production(root, cfg, production)
+    prod_state = None
+    if prod_commit is not None:
+        progress(f"report: reading production at {prod_commit[:12]}")
+        prod_state = read_commit(root, cfg, specs, prod_commit, "production", "production", prod_ref, progress)
+    notes = [f"{s.name}: {', '.join(s.missing)} not found, its metrics are missing"
+             for s in (head, base_state, prod_state) if s is not None and s.missing]
+    gates = gate_report(cfg, head, base_state, "base")
+    url = run_url()
+    where = f"`mlops-report` artifact of the workflow run: {url}" if url else str(out_dir / "report.html")
+    meta = Meta(__version__, 0.0, url, datetime.now(UTC).isoformat(timespec="seconds"), where)
+    report = build_report(cfg.report, head, base_state, prod_state, note, gates, specs, meta, notes)
+    progress("report: rendering")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = {"head": head.name, "base": base_state.name, "production": "production"}
+    report = replace(report, charts=with_renderings(report.charts, out_dir / PNG_DIR if pngs else None, names))
+    report = replace(report, meta=replace(meta, seconds=time.perf_counter() - started))
+    md_text = markdown(report, root)
+    html_text = html(report, out_dir / PNG_DIR, root)
+    files = []
+    for name, text in (("report.md", md_text), ("report.html", html_text), ("report.json", as_json(report))):
+        (out_dir / name).write_text(text, encoding="utf-8")
+        files.append(out_dir / name)
+    files += [out_dir / PNG_DIR / c.png for c in report.charts if c.png]
+    return ReportResult(report, tuple(files), md_text)
+
+
+def gate(root: Path = Path("."), *, against: str = "base", base: str | None = None,
+         progress: Progress = silent) -> GateReport:
+    """The gates of params.yaml for the workspace's metrics against base or production (no rendering)."""
+    root = root.resolve()
+    cfg = load_report_config(root)
+    if not cfg.gates:
+        raise GateFailed(f"{root / PARAMS_FILE}: no gates configured (the `gates:` section is empty)",
+                         hint="add e.g. `gates: {test.roc_auc: {min: 0.8, max_drop: 0.005}}`")
+    specs: list[dvc.PlotSpec] = []
+    head = read_workspace(root, cfg, specs, "this branch", git.current_branch(root) or "HEAD")
+    if not head.metrics:
+        raise ReportError("no metrics in the workspace", hint="run the pipeline first (`mlops run`)")
+    ref_state: State | None = None
+    if against == "production":
+        commit, ref, _ = resolve_production(root, cfg, "auto")
+        if commit is not None:
+            ref_state = read_commit(root, cfg, specs, commit, "production", "production", ref, progress)
+    elif against == "base":
+        commit, name = resolve_base(root, base, cfg.registry.main_branch)
+        ref_state = read_commit(root, cfg, specs, commit, "base", name, name, progress)
+    else:
+        raise ReportError(f"--against must be base or production, got '{against}'")
+    return gate_report(cfg, head, ref_state, against)
+
+
+# --- the sticky comment ----------------------------------------------------------------------------------------
+
+def _repo_from_remote(root: Path) -> str | None:
+    url = git.remote_url("origin", root) or ""
+    m = re.search(r"[:/]([A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+?)(?:\.git)?/?$", url)
+    return m.group(1) if m else None
+
+
+@dataclass(frozen=True)
+class CommentResult:
+    posted: Posted | None
+    summary: Path | None  # the job summary written to, in Actions
+
+
+def comment(root: Path = Path("."), *, report_file: Path | None = None, target: str = "auto", label: str = "",
+            progress: Progress = silent, retries: int = 5) -> CommentResult:
+    """Post REPORT_FILE as the one sticky comment (PR from the event or the commit, else a commit comment)."""
+    root = root.resolve()
+    path = report_file or root / "reports" / "report.md"
+    if not path.is_file():
+        raise ReportError(f"{path}: report not found", hint="build it first with `mlops report` (or `mlops run`)")
+    text = path.read_text(encoding="utf-8")
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    summary = None
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as fh:
+            fh.write(text.rstrip("\n") + "\n")
+        summary = Path(summary_path)
+        progress(f"comment: report written to the job summary ({summary_path})")
+    token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
+    if not token:
+        raise GitHubError("no GitHub token: GITHUB_TOKEN (or GH_TOKEN) is not set",
+                          hint="in a workflow: `env: GITHUB_TOKEN: ${{ github.token }}` with "
+                               "`permissions: pull-requests: write`")
+    repo = os.environ.get("GITHUB_REPOSITORY") or _repo_from_remote(root)
+    if not repo:
+        raise GitHubError("cannot tell the GitHub repository: GITHUB_REPOSITORY is not set and origin is not GitHub",
+                          hint="set GITHUB_REPOSITORY=owner/name")
+    sha = git.head(root)
+    mark = watermark(sha, label)
+    body = fit(text, GITHUB_LIMIT - len(mark) - 4, run_url() or str(path.with_suffix(".html"))).rstrip("\n")
+    body += "\n\n" + mark
+    client = Client(repo, token, os.environ.get("GITHUB_API_URL") or DEFAULT_API, retries=retries)
+    try:
+        chosen = parse_target(target)
+        if chosen is None:
+            number = pr_from_event(os.environ.get("GITHUB_EVENT_PATH"))
+            if number is None:
+                number = client.pr_of_commit(sha)
+            chosen = Target("pr", number=number) if number is not None else Target("commit", sha=sha)
+        progress(f"comment: posting on {chosen} of {repo}")
+        posted = client.upsert(chosen, body, label)
+    finally:
+        client.close()
+    return CommentResult(posted, summary)

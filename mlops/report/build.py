@@ -1,0 +1,317 @@
+"""Build a Report from three States: metrics, params, data, validation, segments and chart data, all diffed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from mlops.config import ReportParams
+from mlops.dvc import PlotSpec
+from mlops.gates import GateReport, flatten_metrics
+from mlops.report.model import (
+    Change,
+    Chart,
+    CheckRow,
+    DataRow,
+    Meta,
+    MetricRow,
+    ParamRow,
+    Report,
+    SegmentRow,
+    Series,
+    State,
+)
+
+ROLES = ("base", "head")  # what charts compare
+
+
+def parse_output(path: str, raw: bytes) -> Any:
+    """A metrics or plots file's content by its suffix (json, yaml, csv, tsv); None when it cannot be parsed."""
+    text = raw.decode("utf-8", errors="replace")
+    low = path.lower()
+    try:
+        if low.endswith((".yaml", ".yml")):
+            return yaml.safe_load(text)
+        if low.endswith((".csv", ".tsv")):
+            rows = list(csv.DictReader(io.StringIO(text), delimiter="\t" if low.endswith(".tsv") else ","))
+            return [{k: _num(v) for k, v in r.items()} for r in rows]
+        return json.loads(text)
+    except (ValueError, yaml.YAMLError):
+        return None
+
+
+def _num(v: Any) -> Any:
+    try:
+        return float(v) if isinstance(v, str) and v.strip() != "" else v
+    except ValueError:
+        return v
+
+
+def flatten_params(obj: Any, prefix: str = "") -> dict[str, str]:
+    """{"train": {"max_depth": 4}} -> {"train.max_depth": "4"}; lists stay one value (as `dvc params diff`)."""
+    out: dict[str, str] = {}
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            out.update(flatten_params(v, f"{prefix}{k}."))
+        return out
+    text = json.dumps(obj, ensure_ascii=False, default=str) if not isinstance(obj, str) else obj
+    out[prefix.rstrip(".")] = text
+    return out
+
+
+def metrics_of(files: Mapping[str, Any], paths: Sequence[str]) -> dict[str, float]:
+    """Flat metrics of the declared metrics files; a key two files share is prefixed with its file."""
+    per_file = {p: flatten_metrics(files[p]) for p in paths if isinstance(files.get(p), Mapping)}
+    counts: dict[str, int] = {}
+    for flat in per_file.values():
+        for k in flat:
+            counts[k] = counts.get(k, 0) + 1
+    out: dict[str, float] = {}
+    for p, flat in per_file.items():
+        for k, v in flat.items():
+            out[k if counts[k] == 1 else f"{p}:{k}"] = v
+    return out
+
+
+def _change(value: float | None, ref: float | None, higher: bool, noise: float) -> Change:
+    if value is None and ref is None:
+        return Change(None, None, None, "n/a")
+    if ref is None:
+        return Change(value, None, None, "new")
+    if value is None:
+        return Change(None, ref, None, "removed")
+    delta = value - ref
+    if abs(delta) <= noise + 1e-12:
+        return Change(value, ref, delta, "unchanged")
+    return Change(value, ref, delta, "better" if (delta > 0) == higher else "worse")
+
+
+def metric_rows(cfg: ReportParams, head: State, base: State | None, prod: State | None) -> tuple[MetricRow, ...]:
+    names = list(head.metrics)
+    for other in (base, prod):
+        if other is not None:
+            names += [n for n in other.metrics if n not in names]
+    rows = []
+    for name in names:
+        spec = cfg.spec(name)
+        value = head.metrics.get(name)
+        vb = _change(value, base.metrics.get(name) if base else None, spec.higher_is_better, spec.noise)
+        vp = (_change(value, prod.metrics.get(name), spec.higher_is_better, spec.noise)
+              if prod is not None else None)
+        rows.append(MetricRow(name, spec.higher_is_better, spec.noise, value, vb, vp))
+    return tuple(rows)
+
+
+def param_rows(head: State, base: State | None) -> tuple[ParamRow, ...]:
+    if base is None:
+        return ()
+    keys = list(dict.fromkeys([*base.params, *head.params]))
+    return tuple(ParamRow(k, base.params.get(k), head.params.get(k)) for k in keys
+                 if base.params.get(k) != head.params.get(k))
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v):
+        return v[:12]
+    return str(v)
+
+
+def data_rows(cfg: ReportParams, head: State, base: State | None) -> tuple[DataRow, ...]:
+    if base is None:
+        return ()
+    rows: list[DataRow] = []
+    for path in dict.fromkeys([*base.deps, *head.deps]):
+        b, h = base.deps.get(path), head.deps.get(path)
+        if b != h:
+            rows.append(DataRow(f"{path} (hash)", (b or "absent")[:12], (h or "absent")[:12]))
+    hs, bs = head.files.get(cfg.data_summary), base.files.get(cfg.data_summary)
+    if isinstance(hs, Mapping) and isinstance(bs, Mapping):
+        rows += _summary_rows(bs, hs, "")
+    return tuple(rows)
+
+
+def _summary_rows(base: Mapping[str, Any], head: Mapping[str, Any], prefix: str) -> list[DataRow]:
+    rows: list[DataRow] = []
+    for key in dict.fromkeys([*base, *head]):
+        b, h = base.get(key), head.get(key)
+        name = f"{prefix}{key}"
+        if key == "schema" and isinstance(b, Mapping) and isinstance(h, Mapping):
+            added = [c for c in h if c not in b]
+            removed = [c for c in b if c not in h]
+            retyped = [f"{c}: {b[c]} → {h[c]}" for c in h if c in b and b[c] != h[c]]
+            if added:
+                rows.append(DataRow(f"{name}: columns added", "", ", ".join(map(str, added))))
+            if removed:
+                rows.append(DataRow(f"{name}: columns removed", ", ".join(map(str, removed)), ""))
+            if retyped:
+                rows.append(DataRow(f"{name}: types changed", "", "; ".join(retyped)))
+        elif isinstance(b, Mapping) and isinstance(h, Mapping):
+            rows += _summary_rows(b, h, name + ".")
+        elif b != h and not (isinstance(b, Mapping) or isinstance(h, Mapping)):
+            label = name.replace("positive_rate", "label balance (positive rate)")
+            rows.append(DataRow(label, "absent" if b is None else _short(b), "absent" if h is None else _short(h)))
+    return rows
+
+
+_ORDER = {"error": 0, "fail": 1, "warn": 2, "pass": 3}
+
+
+def check_rows(cfg: ReportParams, head: State) -> tuple[CheckRow, ...]:
+    raw = head.files.get(cfg.validation)
+    checks = raw.get("checks") if isinstance(raw, Mapping) else None
+    if not isinstance(checks, list):
+        return ()
+    rows = []
+    for c in checks:
+        if not isinstance(c, Mapping):
+            continue
+        status = str(c.get("status") or ("pass" if c.get("passed") else "fail")).lower()
+        status = {"passed": "pass", "failed": "fail", "warning": "warn"}.get(status, status)
+        finding = " ".join(str(c.get("finding") or "").split())
+        rows.append(CheckRow(str(c.get("name", "?")), str(c.get("dataset", "")), status, finding))
+    return tuple(sorted(rows, key=lambda r: _ORDER.get(r.status, 1)))
+
+
+def segment_rows(cfg: ReportParams, head: State, base: State | None) -> tuple[SegmentRow, ...]:
+    if base is None:
+        return ()
+    hs, bs = head.files.get(cfg.segments), base.files.get(cfg.segments)
+    if not isinstance(hs, Mapping) or not isinstance(bs, Mapping):
+        return ()
+    metric = cfg.segment_metric or cfg.headline.rsplit(".", 1)[-1]
+    spec = cfg.spec(cfg.headline if cfg.segment_metric is None else metric)
+    rows = []
+    for column, values in hs.items():
+        if not isinstance(values, Mapping):
+            continue
+        for value, m in values.items():
+            b = (bs.get(column) or {}).get(value) if isinstance(bs.get(column), Mapping) else None
+            if not isinstance(m, Mapping) or not isinstance(b, Mapping):
+                continue
+            hv, bv = m.get(metric), b.get(metric)
+            if not isinstance(hv, int | float) or not isinstance(bv, int | float) or math.isnan(hv) or math.isnan(bv):
+                continue
+            if _change(float(hv), float(bv), spec.higher_is_better, spec.noise).verdict == "worse":
+                rows_n = m.get("rows")
+                rows.append(SegmentRow(str(column), str(value), metric, int(rows_n) if rows_n is not None else None,
+                                       float(bv), float(hv), float(hv) - float(bv)))
+    return tuple(rows)
+
+
+# --- charts ---------------------------------------------------------------------------------------------------
+
+def _rows(data: Any) -> list[Mapping[str, Any]] | None:
+    if isinstance(data, Mapping) and len(data) == 1:  # {"name": [rows]} as DVC accepts
+        data = next(iter(data.values()))
+    if isinstance(data, list) and all(isinstance(r, Mapping) for r in data):
+        return data
+    return None
+
+
+def _float(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _line(spec: PlotSpec, states: Mapping[str, State]) -> Chart | None:
+    series = []
+    for path, fields in spec.y.items():
+        for role in ROLES:
+            state = states.get(role)
+            rows = _rows(state.files.get(path)) if state else None
+            if state is None or not rows:
+                continue
+            ys = fields or (tuple(rows[0])[-1:])
+            xf = spec.x.get(path)
+            for yf in ys:
+                pts = [(_float(r.get(xf)) if xf else float(i), _float(r.get(yf))) for i, r in enumerate(rows)]
+                clean = [(x, y) for x, y in pts if x is not None and y is not None]
+                if clean:
+                    label = state.name if len(ys) * len(spec.y) == 1 else f"{state.name}: {yf}"
+                    series.append(Series(role, label, tuple(x for x, _ in clean), tuple(y for _, y in clean)))
+    if not series:
+        return None
+    return Chart(spec.id, spec.title, "line", spec.x_label, spec.y_label, series=tuple(series))
+
+
+def _confusion(spec: PlotSpec, states: Mapping[str, State]) -> Chart | None:
+    path, fields = next(iter(spec.y.items()))
+    actual_f = fields[0] if fields else "actual"
+    pred_f = spec.x.get(path, "predicted")
+    pairs: dict[str, list[tuple[str, str]]] = {}
+    for role in ROLES:
+        state = states.get(role)
+        rows = _rows(state.files.get(path)) if state else None
+        if rows:
+            pairs[role] = [(str(r.get(actual_f)), str(r.get(pred_f))) for r in rows]
+    if not pairs:
+        return None
+    labels = sorted({v for ps in pairs.values() for p in ps for v in p})
+    index = {lab: i for i, lab in enumerate(labels)}
+    matrices = {}
+    for role, ps in pairs.items():
+        m = [[0] * len(labels) for _ in labels]
+        for a, p in ps:
+            m[index[a]][index[p]] += 1
+        matrices[role] = tuple(tuple(r) for r in m)
+    return Chart(spec.id, spec.title, "confusion", spec.x_label, spec.y_label, categories=tuple(labels),
+                 matrices=matrices)
+
+
+def _bar(spec: PlotSpec, states: Mapping[str, State], top: int = 15) -> Chart | None:
+    path, fields = next(iter(spec.y.items()))
+    cat_f = fields[0] if fields else None
+    val_f = spec.x.get(path)
+    values: dict[str, dict[str, float]] = {}
+    for role in ROLES:
+        state = states.get(role)
+        rows = _rows(state.files.get(path)) if state else None
+        if not rows or cat_f is None or val_f is None:
+            continue
+        values[role] = {str(r.get(cat_f)): v for r in rows if (v := _float(r.get(val_f))) is not None}
+    if not values:
+        return None
+    ranking = values.get("head") or next(iter(values.values()))
+    cats = sorted(ranking, key=lambda c: -ranking[c])[:top]
+    bars = {role: tuple(vals.get(c, 0.0) for c in cats) for role, vals in values.items()}
+    return Chart(spec.id, spec.title, "bar", spec.x_label, spec.y_label, categories=tuple(cats), bars=bars)
+
+
+def charts_of(specs: Sequence[PlotSpec], states: Mapping[str, State]) -> tuple[Chart, ...]:
+    charts = []
+    for spec in specs:
+        if not spec.y:
+            continue
+        if spec.template.startswith("confusion"):
+            chart = _confusion(spec, states)
+        elif spec.template.startswith("bar"):
+            chart = _bar(spec, states)
+        else:
+            chart = _line(spec, states)
+        if chart is not None:
+            charts.append(chart)
+    return tuple(charts)
+
+
+def build_report(cfg: ReportParams, head: State, base: State | None, production: State | None,
+                 production_note: str, gates: GateReport | None, specs: Sequence[PlotSpec], meta: Meta,
+                 notes: Sequence[str] = ()) -> Report:
+    """Pure: every diff of the report from already-read states."""
+    states = {s.role: s for s in (head, base, production) if s is not None}
+    return Report(
+        head=head, base=base, production=production, production_note=production_note, headline=cfg.headline,
+        metrics=metric_rows(cfg, head, base, production), params=param_rows(head, base),
+        data=data_rows(cfg, head, base), checks=check_rows(cfg, head), segments=segment_rows(cfg, head, base),
+        charts=charts_of(specs, states), gates=gates, notes=tuple(notes), meta=meta,
+    )

@@ -1,0 +1,115 @@
+"""Render a Report: markdown (GitHub comment, under the size limit), self-contained HTML, JSON with the same facts.
+
+Templates are jinja2 files shipped in `mlops/templates/`; a repo overrides any of them by putting a file of the same
+name in `.mlops/templates/`.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, TemplateError
+
+from mlops.errors import ReportError
+from mlops.report.escape import md as md_escape
+from mlops.report.model import Change, Report
+
+GITHUB_LIMIT = 65_536
+# Room kept for what `mlops comment` adds (the sticky marker) and for the line saying the report was cut.
+MARKDOWN_BUDGET = GITHUB_LIMIT - 1_536
+FOOTER_MARK = "<!-- mlops:footer -->"
+OVERRIDE_DIR = ".mlops/templates"
+
+ICONS = {"better": "🟢", "worse": "🔴", "unchanged": "⚪", "new": "🆕", "removed": "➖", "n/a": ""}
+
+
+def fmt(v: float | None, digits: int = 4) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def change_text(c: Change | None) -> str:
+    """'🟢 ▲ +0.0012': the arrow is the sign, the colour is whether that is good for this metric."""
+    if c is None or c.verdict == "n/a":
+        return "–"
+    if c.verdict in ("new", "removed"):
+        return f"{ICONS[c.verdict]} {c.verdict}"
+    assert c.delta is not None  # narrowed: verdict is better/worse/unchanged
+    if c.verdict == "unchanged":
+        return f"{ICONS['unchanged']} = {c.delta:+.4f}" if c.delta else f"{ICONS['unchanged']} ="
+    arrow = "▲" if c.delta > 0 else "▼"
+    return f"{ICONS[c.verdict]} {arrow} {c.delta:+.4f}"
+
+
+def _env(root: Path | None, *, html: bool) -> Environment:
+    loaders: list[Any] = []
+    if root is not None and (root / OVERRIDE_DIR).is_dir():
+        loaders.append(FileSystemLoader(str(root / OVERRIDE_DIR)))
+    loaders.append(PackageLoader("mlops", "templates"))
+    # Markdown is not HTML-escaped by jinja: its template escapes every untrusted value with |md instead.
+    env = Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, keep_trailing_newline=True,
+                      autoescape=html, trim_blocks=True, lstrip_blocks=True)  # noqa: S701
+    env.filters["md"] = md_escape
+    env.globals.update(fmt=fmt, change_text=change_text, icons=ICONS)
+    return env
+
+
+def _render(root: Path | None, name: str, *, html: bool, **ctx: Any) -> str:
+    try:
+        return _env(root, html=html).get_template(name).render(**ctx)
+    except TemplateError as exc:
+        where = f"{OVERRIDE_DIR}/{name}" if root is not None and (root / OVERRIDE_DIR / name).is_file() else name
+        raise ReportError(f"report template {where}: {exc}", hint="fix or remove the override template") from None
+
+
+def fit(markdown: str, limit: int, where: str) -> str:
+    """Cut MARKDOWN to LIMIT characters at a block boundary (never inside a code fence), keeping the footer."""
+    body, sep, footer = markdown.partition(FOOTER_MARK)
+    if len(markdown) <= limit:
+        return markdown
+    notice = f"\n> ✂️ The rest of this report did not fit in a GitHub comment: see the full report ({where}).\n\n"
+    room = limit - len(footer) - len(sep) - len(notice)
+    blocks: list[str] = []
+    current: list[str] = []
+    fenced = False
+    for line in body.splitlines(keepends=True):
+        current.append(line)
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if not fenced and line.strip() == "":
+            blocks.append("".join(current))
+            current = []
+    if current:
+        blocks.append("".join(current))
+    kept, size = [], 0
+    for block in blocks:
+        if size + len(block) > room:
+            break
+        kept.append(block)
+        size += len(block)
+    return "".join(kept) + notice + sep + footer
+
+
+def markdown(report: Report, root: Path | None = None, limit: int = MARKDOWN_BUDGET) -> str:
+    text = _render(root, "report.md.j2", html=False, r=report)
+    return fit(text, limit, report.meta.full_report)
+
+
+def html(report: Report, out_dir: Path, root: Path | None = None) -> str:
+    def image(name: str) -> str:
+        data = (out_dir / name).read_bytes() if name and (out_dir / name).is_file() else b""
+        return "data:image/png;base64," + base64.b64encode(data).decode() if data else ""
+
+    return _render(root, "report.html.j2", html=True, r=report, image=image)
+
+
+def as_json(report: Report) -> str:
+    data = dataclasses.asdict(report)
+    if report.gates is not None:
+        data["gates"]["passed"] = report.gates.passed
+    for chart in data["charts"]:
+        chart.pop("mermaid", None)
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"

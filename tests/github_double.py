@@ -1,0 +1,225 @@
+"""A local test double of GitHub's REST API: the endpoints `mlops comment` calls, on a real HTTP server.
+
+Responses are built from the response schemas of GitHub's own OpenAPI description (tests/data/, copied from the
+official description), so every required field is present with its type. It paginates with Link headers, can answer
+403 for a read-only token, a secondary rate limit (403 + Retry-After) or 502s, and records every request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+PREFIX = "/api/v3"  # as GitHub Enterprise serves it: GITHUB_API_URL=https://HOST/api/v3
+SPEC_FILE = Path(__file__).parent / "data" / "github-openapi-comments.json"
+SPEC: dict[str, Any] = json.loads(SPEC_FILE.read_text())
+
+
+def response_schema(path: str, method: str, status: str) -> dict[str, Any]:
+    return SPEC["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+
+
+def sample(schema: dict[str, Any]) -> Any:
+    """A minimal value that satisfies SCHEMA: every required property, typed."""
+    for key in ("allOf", "anyOf", "oneOf"):
+        if key in schema:
+            merged: dict[str, Any] = {}
+            for part in schema[key][:1] if key != "allOf" else schema[key]:
+                v = sample(part)
+                if isinstance(v, dict):
+                    merged.update(v)
+                else:
+                    return v
+            return merged
+    t = schema.get("type")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), "null")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if t == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        return {k: sample(props.get(k, {})) for k in schema.get("required", [])}
+    if t == "array":
+        return []
+    if t == "integer":
+        return 1
+    if t == "number":
+        return 1.0
+    if t == "boolean":
+        return False
+    if t == "string":
+        fmt = schema.get("format")
+        return {"date-time": "2024-01-01T00:00:00Z", "uri": "https://example.com/x"}.get(fmt, "x")
+    return None
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class GitHubDouble:
+    owner: str = "acme"
+    repo: str = "churn"
+    read_only: bool = False  # writes answer 403 "Resource not accessible by integration"
+    secondary_limit: int = 0  # the next N requests answer 403 secondary rate limit with Retry-After
+    server_errors: int = 0  # the next N requests answer 502
+    status_override: int | None = None  # every request answers this status (401, 404...)
+    issue_comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    commit_comments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    commit_pulls: dict[str, list[int]] = field(default_factory=dict)
+    requests: list[Recorded] = field(default_factory=list)
+    _next_id: int = 1000
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    # --- data ---
+    def _user(self, login: str) -> dict[str, Any]:
+        schema = response_schema("/repos/{owner}/{repo}/issues/{issue_number}/comments", "post", "201")
+        user = sample(schema["properties"]["user"])
+        user.update(login=login, id=7, type="Bot" if login.endswith("[bot]") else "User")
+        return user
+
+    def add_issue_comment(self, number: int, body: str, login: str = "someone") -> dict[str, Any]:
+        c = sample(response_schema("/repos/{owner}/{repo}/issues/{issue_number}/comments", "post", "201"))
+        self._next_id += 1
+        cid = self._next_id
+        base = f"{self.url}/repos/{self.owner}/{self.repo}"
+        c.update(id=cid, node_id=f"IC_{cid}", body=body, user=self._user(login),
+                 url=f"{base}/issues/comments/{cid}", issue_url=f"{base}/issues/{number}",
+                 html_url=f"https://github.example/{self.owner}/{self.repo}/pull/{number}#issuecomment-{cid}",
+                 created_at=f"2024-01-01T00:{(cid // 60) % 60:02d}:{cid % 60:02d}Z",
+                 updated_at="2024-01-01T00:00:00Z")
+        self.issue_comments.setdefault(number, []).append(c)
+        return c
+
+    def add_commit_comment(self, sha: str, body: str, login: str = "someone") -> dict[str, Any]:
+        c = sample(response_schema("/repos/{owner}/{repo}/commits/{commit_sha}/comments", "post", "201"))
+        self._next_id += 1
+        cid = self._next_id
+        c.update(id=cid, node_id=f"CC_{cid}", body=body, commit_id=sha, user=self._user(login),
+                 url=f"{self.url}/repos/{self.owner}/{self.repo}/comments/{cid}",
+                 html_url=f"https://github.example/{self.owner}/{self.repo}/commit/{sha}#commitcomment-{cid}",
+                 created_at="2024-01-01T00:00:00Z", updated_at="2024-01-01T00:00:00Z")
+        self.commit_comments.setdefault(sha, []).append(c)
+        return c
+
+    def _pull(self, number: int) -> dict[str, Any]:
+        p = sample(response_schema("/repos/{owner}/{repo}/commits/{commit_sha}/pulls", "get", "200")["items"])
+        p.update(number=number, id=number, state="open",
+                 url=f"{self.url}/repos/{self.owner}/{self.repo}/pulls/{number}")
+        return p
+
+    def requests_for(self, method: str, pattern: str) -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and re.search(pattern, r.path)]
+
+    # --- HTTP ---
+    def handle(self, method: str, raw_path: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+        parsed = urlparse(raw_path)
+        path, query = parsed.path.removeprefix(PREFIX), parse_qs(parsed.query)
+        with self._lock:
+            if self.status_override is not None:
+                return self.status_override, {"message": "Not Found" if self.status_override == 404
+                                              else "Bad credentials", "documentation_url": "https://docs"}, {}
+            if self.server_errors > 0:
+                self.server_errors -= 1
+                return 502, {"message": "Server Error"}, {}
+            if self.secondary_limit > 0:
+                self.secondary_limit -= 1
+                return 403, {"message": "You have exceeded a secondary rate limit. Please wait a few minutes "
+                             "before you try again.", "documentation_url": "https://docs.github.com/rest"}, \
+                    {"Retry-After": "1"}
+        if self.read_only and method in ("POST", "PATCH", "PUT", "DELETE"):
+            return 403, {"message": "Resource not accessible by integration",
+                         "documentation_url": "https://docs.github.com/rest", "status": "403"}, {}
+        repo = f"/repos/{self.owner}/{self.repo}"
+        if not path.startswith(repo + "/"):
+            return 404, {"message": "Not Found"}, {}
+        rest = path[len(repo):]
+        if m := re.fullmatch(r"/issues/(\d+)/comments", rest):
+            number = int(m[1])
+            if method == "GET":
+                return self._page(self.issue_comments.get(number, []), path, query)
+            if method == "POST":
+                return 201, self.add_issue_comment(number, body["body"], "github-actions[bot]"), {}
+        if (m := re.fullmatch(r"/issues/comments/(\d+)", rest)) and method == "PATCH":
+            return self._edit([c for cs in self.issue_comments.values() for c in cs], int(m[1]), body)
+        if m := re.fullmatch(r"/commits/([0-9a-f]+)/comments", rest):
+            if method == "GET":
+                return self._page(self.commit_comments.get(m[1], []), path, query)
+            if method == "POST":
+                return 201, self.add_commit_comment(m[1], body["body"], "github-actions[bot]"), {}
+        if (m := re.fullmatch(r"/comments/(\d+)", rest)) and method == "PATCH":
+            return self._edit([c for cs in self.commit_comments.values() for c in cs], int(m[1]), body)
+        if (m := re.fullmatch(r"/commits/([0-9a-f]+)/pulls", rest)) and method == "GET":
+            return self._page([self._pull(n) for n in self.commit_pulls.get(m[1], [])], path, query)
+        return 404, {"message": "Not Found"}, {}
+
+    def _edit(self, comments: list[dict[str, Any]], cid: int, body: Any) -> tuple[int, Any, dict[str, str]]:
+        for c in comments:
+            if c["id"] == cid:
+                c["body"] = body["body"]
+                c["updated_at"] = "2024-01-02T00:00:00Z"
+                return 200, c, {}
+        return 404, {"message": "Not Found"}, {}
+
+    def _page(self, items: list[Any], path: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        per_page = min(int(query.get("per_page", ["30"])[0]), 100)
+        page = int(query.get("page", ["1"])[0])
+        last = max(1, -(-len(items) // per_page))
+        chunk = items[(page - 1) * per_page: page * per_page]
+        links = []
+        if page < last:
+            links.append(f'<{self.url}{path}?per_page={per_page}&page={page + 1}>; rel="next"')
+            links.append(f'<{self.url}{path}?per_page={per_page}&page={last}>; rel="last"')
+        if page > 1:
+            links.append(f'<{self.url}{path}?per_page={per_page}&page=1>; rel="first"')
+            links.append(f'<{self.url}{path}?per_page={per_page}&page={page - 1}>; rel="prev"')
+        return 200, chunk, ({"Link": ", ".join(links)} if links else {})
+
+    def start(self) -> GitHubDouble:
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                double.requests.append(Recorded(self.command, self.path.split("?")[0],
+                                                parse_qs(urlparse(self.path).query), body, dict(self.headers)))
+                status, payload, headers = double.handle(self.command, self.path, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("X-GitHub-Media-Type", "github.v3; format=json")
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{PREFIX}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,265 @@
+"""`mlops promote` on a real git repo with a real bare origin (a fake model, so no training: fast)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlops.cli import app
+from mlops.registry.metadata import parse_block
+from mlops.registry.model import dvc_hash
+from tests.helpers import commit_all, git, runner
+from tests.registry_helpers import FEATURES, METRICS, clone, fake_project, lock_hash, merge, remote_tags
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    r = fake_project(tmp_path)
+    monkeypatch.chdir(r)
+    return r
+
+
+def promote(*args: str) -> Any:
+    return runner.invoke(app, ["promote", *args])
+
+
+def promote_json(*args: str) -> dict[str, Any]:
+    result = promote("--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def tag_message(repo: Path, tag: str) -> str:
+    return git(repo, "for-each-ref", "--format=%(contents)", f"refs/tags/{tag}")
+
+
+def test_first_promotion_registers_v1_with_the_metadata_block_and_pushes(repo: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/churn")
+    monkeypatch.setenv("GITHUB_RUN_ID", "42")
+    merge(repo, "Merge pull request #12 from acme/feature", weights="w1")
+    out = promote_json()
+    head = git(repo, "rev-parse", "HEAD")
+    assert out["action"] == "registered"
+    assert out["tag"] == "churn-model@v1.0.0"
+    assert out["pushed"] is True
+    assert remote_tags(repo.parent / "origin.git") == {"churn-model@v1.0.0": head}
+    assert git(repo, "cat-file", "-t", "churn-model@v1.0.0") == "tag"  # annotated
+    message = tag_message(repo, "churn-model@v1.0.0")
+    assert message.splitlines()[0] == "churn-model v1.0.0 (first version)"
+    block = parse_block(message)
+    assert block is not None
+    assert block["dvc_md5"] == lock_hash(repo) == dvc_hash(repo / "models")
+    assert block["path"] == "models"
+    assert block["model_file"] == "models/model.ubj"
+    assert block["model_sha256"] == __import__("hashlib").sha256((repo / "models/model.ubj").read_bytes()).hexdigest()
+    assert block["data_md5"] == "b9f3583475e1cf6fdf2eb78604f3cc5f"
+    assert len(block["params_sha256"]) == 64
+    assert block["metrics"]["test.roc_auc"] == METRICS["test"]["roc_auc"]
+    assert [f["name"] for f in block["interface"]["features"]] == [f["name"] for f in FEATURES]
+    assert block["commit"] == head
+    assert block["pr"] == 12
+    assert block["run_url"] == "https://github.com/acme/churn/actions/runs/42"
+
+
+def test_rerun_on_a_registered_commit_is_a_noop_that_reports_the_version(repo: Path) -> None:
+    assert promote_json()["action"] == "registered"
+    result = promote()
+    assert result.exit_code == 0
+    assert "already registered as churn-model@v1.0.0" in result.stdout
+    assert list(remote_tags(repo.parent / "origin.git")) == ["churn-model@v1.0.0"]
+
+
+def test_unchanged_model_on_a_new_commit_registers_nothing(repo: Path) -> None:
+    promote_json()
+    (repo / "README.md").write_text("docs only\n")
+    commit_all(repo, "docs")
+    git(repo, "push", "-q", "origin", "main")
+    result = promote()
+    assert result.exit_code == 0, result.output
+    assert "unchanged since v1.0.0" in result.stdout
+    assert list(remote_tags(repo.parent / "origin.git")) == ["churn-model@v1.0.0"]
+
+
+@pytest.mark.parametrize(("change", "expected", "reason"), [
+    ({"weights": "w2"}, "v1.0.1", "interface unchanged"),
+    ({"features": [*FEATURES, {"name": "region", "type": "int"}]}, "v1.1.0", "input added: region"),
+    ({"features": FEATURES[1:]}, "v2.0.0", "input removed: tenure"),
+    ({"features": [{"name": "tenure", "type": "float"}, *FEATURES[1:]]}, "v2.0.0", "input retyped"),
+])
+def test_bump_derives_from_the_interface(repo: Path, change: dict[str, Any], expected: str, reason: str) -> None:
+    promote_json()
+    merge(repo, **change)
+    out = promote_json()
+    assert out["version"] == expected
+    assert reason in out["bump_reason"]
+    block = parse_block(tag_message(repo, f"churn-model@{expected}"))
+    assert block is not None
+    assert block["bump_reason"] == out["bump_reason"]
+
+
+def test_trailer_and_bump_option_override_the_interface(repo: Path) -> None:
+    promote_json()
+    merge(repo, "Retrain\n\nModel-Version: major\n", weights="w2")
+    assert promote_json()["version"] == "v2.0.0"
+    merge(repo, "Retrain again\n\nModel-Version: major\n", weights="w3")
+    out = promote_json("--bump", "minor")  # the option beats the trailer
+    assert (out["version"], out["bump_reason"]) == ("v2.1.0", "--bump minor")
+
+
+def test_first_version_is_configurable(repo: Path) -> None:
+    params = (repo / "params.yaml").read_text().replace("first_version: v1.0.0", "first_version: v0.1.0")
+    (repo / "params.yaml").write_text(params)
+    commit_all(repo, "start at 0.1.0")
+    assert promote_json()["version"] == "v0.1.0"
+
+
+def test_failed_gate_tags_nothing_and_prints_the_table(repo: Path) -> None:
+    promote_json("--stage", "production")
+    merge(repo, weights="worse", metrics={"test": {"roc_auc": 0.846, "pr_auc": 0.60, "log_loss": 0.40}})
+    result = promote()
+    assert result.exit_code == 1
+    assert "| test.pr_auc | max_drop | 0.01 | 0.6000 | 0.6600 | FAIL" in result.stdout
+    assert "error: 1 promotion gate(s) failed against production: test.pr_auc (max_drop)" in result.stderr
+    assert "hint:" in result.stderr
+    assert sorted(remote_tags(repo.parent / "origin.git")) == ["churn-model#production#1", "churn-model@v1.0.0"]
+    assert git(repo, "tag", "-l", "churn-model@v1.0.1") == ""
+
+
+def test_gates_compare_with_productions_metrics_from_its_tag(repo: Path) -> None:
+    promote_json("--stage", "production")  # production recorded test.roc_auc 0.85 in its tag
+    merge(repo, weights="w2", metrics={"test": {"roc_auc": 0.847, "pr_auc": 0.66, "log_loss": 0.41}})
+    out = promote_json("--stage", "production")  # drop 0.003 <= 0.005: passes against production
+    assert out["gates_passed"] is True
+    assert (out["version"], out["stage_tag"], out["previous"]) == ("v1.0.1", "churn-model#production#2", "v1.0.0")
+
+
+def test_stage_assignment_with_registration_and_of_an_existing_version(repo: Path) -> None:
+    out = promote_json("--stage", "staging")
+    assert out["created"] == ["churn-model@v1.0.0", "churn-model#staging#1"]
+    head = git(repo, "rev-parse", "HEAD")
+    assert remote_tags(repo.parent / "origin.git") == {"churn-model@v1.0.0": head, "churn-model#staging#1": head}
+    assert promote_json("--stage", "staging")["action"] == "already_assigned"
+    out = promote_json("--ref", "churn-model@v1.0.0", "--stage", "production")
+    assert (out["action"], out["stage_tag"]) == ("assigned", "churn-model#production#2")
+    shown = json.loads(runner.invoke(app, ["registry", "show", "--json"]).stdout)
+    assert shown["artifacts"]["churn-model"]["stages"] == {"production": "v1.0.0", "staging": "v1.0.0"}
+    missing = promote("--ref", "churn-model@v9.9.9", "--stage", "production")
+    assert missing.exit_code == 1
+    assert "not registered" in missing.stderr
+
+
+def test_no_push_creates_the_tag_locally_only(repo: Path) -> None:
+    out = promote_json("--no-push")
+    assert out["pushed"] is False
+    assert git(repo, "tag", "-l") == "churn-model@v1.0.0"
+    assert remote_tags(repo.parent / "origin.git") == {}
+
+
+def test_signs_the_tag_when_a_signing_key_is_configured(repo: Path, tmp_path: Path) -> None:
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen not installed")
+    key = tmp_path / "signing_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    git(repo, "config", "gpg.format", "ssh")
+    git(repo, "config", "user.signingkey", str(key))
+    promote_json()
+    raw = git(repo, "cat-file", "tag", "churn-model@v1.0.0")
+    assert "-----BEGIN SSH SIGNATURE-----" in raw
+    shown = json.loads(runner.invoke(app, ["registry", "show", "--json"]).stdout)
+    assert shown["artifacts"]["churn-model"]["latest"] == "v1.0.0"
+    assert promote_json()["action"] == "already_registered"  # the block is still read through the signature
+
+
+# --- errors -----------------------------------------------------------------------------------------------
+
+
+def assert_error(result: Any, text: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert text in result.stderr
+    assert "hint:" in result.stderr
+
+
+def test_dirty_working_tree_is_refused(repo: Path) -> None:
+    (repo / "params.yaml").write_text((repo / "params.yaml").read_text() + "\n# edited\n")
+    assert_error(promote(), "uncommitted changes (params.yaml)")
+    assert remote_tags(repo.parent / "origin.git") == {}
+
+
+def test_not_on_main_is_refused_unless_allowed(repo: Path) -> None:
+    git(repo, "checkout", "-q", "-b", "feature")
+    assert_error(promote(), "not on the main branch 'main' (HEAD is feature)")
+    assert promote_json("--allow-branch")["version"] == "v1.0.0"
+
+
+def test_detached_head_at_main_is_main(repo: Path) -> None:
+    git(repo, "checkout", "-q", "--detach", "main")
+    assert promote_json()["version"] == "v1.0.0"
+
+
+def test_no_dvc_lock_is_refused(repo: Path) -> None:
+    git(repo, "rm", "-q", "dvc.lock")
+    commit_all(repo, "drop the lock")
+    assert_error(promote(), "dvc.lock: not found")
+
+
+def test_no_model_artifact_in_dvc_lock_is_refused(repo: Path) -> None:
+    lock = (repo / "dvc.lock").read_text().replace("path: models", "path: other")
+    (repo / "dvc.lock").write_text(lock)
+    commit_all(repo, "lock without the model")
+    assert_error(promote(), "dvc.lock has no output 'models'")
+
+
+def test_workspace_model_must_match_dvc_lock(repo: Path) -> None:
+    (repo / "models/model.ubj").write_bytes(b"something else")
+    assert_error(promote(), "models: the workspace does not match dvc.lock")
+    shutil.rmtree(repo / "models")
+    assert_error(promote(), "models: the model artifact is not in the workspace")
+
+
+def test_remote_refusing_the_push_leaves_nothing_half_done(repo: Path) -> None:
+    hook = repo.parent / "origin.git" / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'tags are protected' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    result = promote("--stage", "production")
+    assert_error(result, "origin refused the push")
+    assert git(repo, "tag", "-l") == ""  # the local tags were dropped: a rerun starts clean
+    assert remote_tags(repo.parent / "origin.git") == {}
+
+
+def test_missing_remote_is_refused(repo: Path) -> None:
+    git(repo, "remote", "remove", "origin")
+    assert_error(promote(), "no git remote 'origin'")
+
+
+def test_a_tag_name_that_exists_pointing_elsewhere_is_never_moved(repo: Path) -> None:
+    first = git(repo, "rev-parse", "HEAD")
+    merge(repo, weights="w2")
+    git(repo, "tag", "churn-model@v1.0.0", first)  # a stray lightweight tag: not a registry tag, but the name
+    result = promote()
+    assert_error(result, "tag 'churn-model@v1.0.0' already exists and points at")
+    assert git(repo, "rev-parse", "churn-model@v1.0.0") == first
+    assert remote_tags(repo.parent / "origin.git") == {}
+
+
+def test_a_local_tag_differing_from_origins_fails_the_fetch(repo: Path) -> None:
+    other = clone(repo.parent / "origin.git", repo.parent / "other")
+    git(other, "tag", "-a", "-m", "theirs", "churn-model@v1.0.0")
+    git(other, "push", "-q", "origin", "churn-model@v1.0.0")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "local only")
+    git(repo, "tag", "-a", "-m", "ours", "churn-model@v1.0.0")
+    assert_error(promote(), "cannot fetch the registry tags from origin")
+
+
+def test_bad_bump_and_bad_trailer_are_refused(repo: Path) -> None:
+    usage = promote("--bump", "huge")
+    assert usage.exit_code == 2
+    assert "huge" in usage.stderr
+    merge(repo, "Retrain\n\nModel-Version: huge\n", weights="w2")
+    assert_error(promote(), "Model-Version: huge")

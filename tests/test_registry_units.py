@@ -1,0 +1,110 @@
+"""Pure parts of the registry: interface diffs and bumps, the tag metadata block, tag names, DVC's hash."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops.registry.interface import bump_version, diff_interfaces, parse_interface
+from mlops.registry.metadata import headline, parse_block, render_message
+from mlops.registry.model import dvc_hash
+from mlops.registry.tags import parse_tag_name, semver_key
+from tests.helpers import dvc, init_repo
+from tests.registry_helpers import FEATURES, OUTPUT
+
+
+def iface(features: list[dict[str, object]] = FEATURES, output: dict[str, str] = OUTPUT):  # type: ignore[assignment]
+    return parse_interface({"features": features, "output": output})
+
+
+@pytest.mark.parametrize(("features", "output", "bump", "change"), [
+    (FEATURES, OUTPUT, "patch", "interface unchanged"),
+    ([*FEATURES, {"name": "region", "type": "int"}], OUTPUT, "minor", "input added: region"),
+    ([FEATURES[0], FEATURES[1], {**FEATURES[2], "categories": ["Month-to-month", "One year", "Two year", "Ten"]}],
+     OUTPUT, "minor", "categories added to contract: Ten"),
+    (FEATURES[1:], OUTPUT, "major", "input removed: tenure"),
+    ([{"name": "tenure_months", "type": "int"}, *FEATURES[1:]], OUTPUT, "major", "input removed: tenure"),
+    ([{"name": "tenure", "type": "float"}, *FEATURES[1:]], OUTPUT, "major", "input retyped: tenure int -> float"),
+    ([FEATURES[1], FEATURES[0], FEATURES[2]], OUTPUT, "major", "inputs reordered"),
+    ([FEATURES[0], FEATURES[1], {**FEATURES[2], "categories": ["One year", "Two year"]}], OUTPUT, "major",
+     "categories removed from contract: Month-to-month"),
+    (FEATURES, {**OUTPUT, "positive": "No"}, "major", "output changed"),
+    ([*FEATURES[1:], {"name": "region", "type": "int"}], OUTPUT, "major", "input added: region"),
+])
+def test_interface_diff_decides_the_bump_like_a_library(features, output, bump, change) -> None:
+    diff = diff_interfaces(iface(), iface(features, output))
+    assert diff.bump == bump
+    assert change in diff.reason
+
+
+def test_interface_round_trips_through_its_json_and_hash_is_stable() -> None:
+    a = iface()
+    assert parse_interface(a.to_json()) == a
+    assert a.sha256() == iface().sha256()
+    assert a.sha256() != iface(FEATURES[:2]).sha256()
+    with pytest.raises(ValueError, match="features"):
+        parse_interface({"output": {}})
+
+
+@pytest.mark.parametrize(("version", "bump", "expected"), [
+    ("v1.2.3", "patch", "v1.2.4"), ("v1.2.3", "minor", "v1.3.0"), ("v1.2.3", "major", "v2.0.0"),
+    ("v0.9.9-rc.1", "patch", "v0.9.10"),
+])
+def test_bump_version(version: str, bump: str, expected: str) -> None:
+    assert bump_version(version, bump) == expected
+
+
+def test_metadata_block_round_trip_and_foreign_messages() -> None:
+    msg = render_message("churn-model v1.0.0 (first version)", {"dvc_md5": "abc.dir", "metrics": {"a": 1.0}},
+                         "body line")
+    assert headline(msg) == "churn-model v1.0.0 (first version)"
+    block = parse_block(msg)
+    assert block is not None
+    assert block["dvc_md5"] == "abc.dir"
+    assert block["format"] == "mlops.registry/1"
+    # a signature appended after the block (git tag -s) does not hide it
+    assert parse_block(msg + "-----BEGIN SSH SIGNATURE-----\nxyz\n-----END SSH SIGNATURE-----\n") == block
+    assert parse_block("Registering artifact churn-model version v1.0.0") is None  # GTO's own message
+    assert parse_block("x\n-----BEGIN MLOPS METADATA-----\nnot json\n-----END MLOPS METADATA-----\n") is None
+
+
+@pytest.mark.parametrize(("name", "kind", "version", "stage", "number"), [
+    ("churn-model@v1.2.0", "register", "v1.2.0", None, None),
+    ("churn-model@v1.2.0!", "deregister", "v1.2.0", None, None),
+    ("churn-model#production#7", "assign", None, "production", 7),
+    ("churn-model#production!", "unassign", None, "production", None),
+])
+def test_gto_tag_names(name, kind, version, stage, number) -> None:
+    parsed = parse_tag_name(name)
+    assert parsed is not None
+    assert (parsed.artifact, parsed.kind, parsed.version, parsed.stage, parsed.number) == \
+        ("churn-model", kind, version, stage, number)
+
+
+@pytest.mark.parametrize("name", ["v1.0.0", "churn-model@1.0.0", "churn-model#production", "churn-model@v1.0",
+                                  "Churn@v1.0.0", "churn-model#production#0"])
+def test_not_registry_tag_names(name: str) -> None:
+    assert parse_tag_name(name) is None
+
+
+def test_semver_order() -> None:
+    assert sorted(["v1.10.0", "v1.2.0", "v1.2.0-rc.1", "v2.0.0"], key=semver_key) == \
+        ["v1.2.0-rc.1", "v1.2.0", "v1.10.0", "v2.0.0"]
+
+
+def test_dvc_hash_matches_dvc_for_a_directory(tmp_path: Path) -> None:
+    """The .dir hash DVC 3 writes (what promote checks the workspace against), checked against `dvc add`."""
+    repo = init_repo(tmp_path / "repo")
+    dvc(repo, "init", "-q")
+    d = repo / "models"
+    (d / "sub").mkdir(parents=True)
+    (d / "model.ubj").write_bytes(b"\x00\x01model")
+    (d / "sub" / "b.json").write_text("{}\n")
+    (d / "a-b.txt").write_text("x")
+    dvc(repo, "add", "-q", "models")
+    recorded = yaml.safe_load((repo / "models.dvc").read_text())["outs"][0]["md5"]
+    assert dvc_hash(d) == recorded
+    assert dvc_hash(d / "model.ubj") == hashlib.md5(b"\x00\x01model").hexdigest()

@@ -1,0 +1,241 @@
+"""`mlops report`, `mlops run --base`: three states diffed; a second DVC project; untrusted text made inert."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlops.cli import app
+from mlops.config import ReportParams
+from mlops.gates import GateReport
+from mlops.report import Meta, State, build_report, escape_md, fit, markdown
+from mlops.report.charts import mermaid
+from tests.helpers import commit_all, dvc, git, runner
+from tests.report_helpers import branch, set_param, small_project
+
+INJECTION = "x<img src=x onerror=alert(1)>@octocat#1|`](http://evil)*"
+
+
+def _state(role: str, ref: str = "main", params: dict[str, str] | None = None, **metrics: float) -> State:
+    return State(role, "this branch" if role == "head" else "main", ref, "a" * 40, "workspace", metrics,
+                 params or {}, {}, {})
+
+
+def _md(head: State, base: State) -> str:
+    meta = Meta("0.1.0", 0.1, None, "2024-01-01T00:00:00+00:00", "reports/report.html")
+    report = build_report(ReportParams(headline="acc"), head, base, None, "No production model yet.",
+                          GateReport("base", ()), [], meta)
+    return markdown(report)
+
+
+def _inert(md: str) -> None:
+    assert "<img" not in md
+    assert "@octocat" not in md  # a zero-width space follows every @
+    assert not re.search(r"#1(?![0-9a-f])", md)
+    assert "](http" not in md
+    for line in md.splitlines():
+        if line.startswith("| ") and "param" not in line and "metric" not in line:
+            # every table row keeps its column count: an injected | is escaped
+            assert len(re.findall(r"(?<!\\)\|", line)) in (4, 5, 6, 7), line
+
+
+def test_escape_makes_markup_inert() -> None:
+    out = escape_md(INJECTION)
+    assert "<" not in out and ">" not in out
+    assert "@&#8203;octocat" in out and "&#35;&#8203;1" in out
+    assert "\\|" in out and "\\`" in out and "\\]\\(" in out and "\\*" in out
+    assert "\n" not in escape_md("a\nb\r\nc")
+
+
+def test_injection_in_branch_name_is_inert() -> None:
+    md = _md(_state("head", ref=INJECTION, acc=0.8), _state("base", acc=0.7))
+    footer = md.split("<!-- mlops:footer -->")[1]
+    assert "x&lt;img src=x onerror=alert\\(1\\)&gt;@&#8203;octocat&#35;&#8203;1\\|\\`\\]\\(http://evil\\)\\*" in footer
+    _inert(md)
+
+
+def test_injection_in_param_value_is_inert() -> None:
+    head = _state("head", params={"model.name": INJECTION, "model.a|b": "1"}, acc=0.8)
+    md = _md(head, _state("base", params={"model.name": "plain"}, acc=0.8))
+    row = next(line for line in md.splitlines() if line.startswith("| model.name"))
+    assert len(re.findall(r"(?<!\\)\|", row)) == 4  # three cells, no escape from the table
+    assert "<img" not in md and "@octocat" not in md and not re.search(r"#1(?![0-9a-f])", md)
+    assert "model.a\\|b" in md
+
+
+def test_markdown_is_cut_under_the_limit_at_a_block_boundary() -> None:
+    blocks = ["## title\n\n"] + [f"```mermaid\n{'x' * 500}\n```\n\n" for _ in range(200)]
+    text = "".join(blocks) + "<!-- mlops:footer -->\n---\nfooter line\n"
+    cut = fit(text, 10_000, "the workflow run's artifact")
+    assert len(cut) <= 10_000
+    assert cut.count("```") % 2 == 0  # no code fence cut open
+    assert "did not fit in a GitHub comment: see the full report (the workflow run's artifact)" in cut
+    assert cut.endswith("footer line\n")
+    assert fit("short", 10_000, "x") == "short"
+
+
+def test_mermaid_line_chart_resamples_both_curves_on_one_axis() -> None:
+    from mlops.report.model import Chart, Series
+
+    chart = Chart("ROC", 'R"O]C', "line", "fpr", "tpr", series=(
+        Series("base", "main", (0.0, 0.5, 1.0), (0.0, 0.7, 1.0)),
+        Series("head", "this branch", (0.0, 0.2, 1.0), (0.0, 0.6, 1.0))))
+    src = mermaid(chart)
+    assert src.splitlines()[1] == "xychart-beta"
+    assert 'title "R_O_C"' in src
+    lines = [ln for ln in src.splitlines() if ln.strip().startswith("line [")]
+    assert len(lines) == 2 and all(ln.count(",") == 20 for ln in lines)
+    assert "0.35" in lines[0]  # base interpolated at x=0.25
+
+
+# --- a second, small DVC project (real git, real DVC) ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def _small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import os
+
+    saved = dict(os.environ)
+    home = tmp_path_factory.mktemp("small-home")
+    os.environ.update({"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "T",
+                       "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "T",
+                       "GIT_COMMITTER_EMAIL": "t@example.com", "DVC_NO_ANALYTICS": "1"})
+    try:
+        return small_project(tmp_path_factory.mktemp("small") / "repo")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture
+def small(_small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    dest = tmp_path / "repo"
+    shutil.copytree(_small, dest, symlinks=True)
+    shutil.copytree(_small.parent / "store", tmp_path / "store")
+    monkeypatch.chdir(dest)
+    return dest
+
+
+@pytest.mark.slow
+def test_other_dvc_project_gets_a_correct_report(small: Path) -> None:
+    branch(small, "feature/alpha")
+    set_param(small, "alpha: 0.5", "alpha: 0.8")
+    dvc(small, "repro", "-q")
+    result = runner.invoke(app, ["report"])
+    assert result.exit_code == 0, result.output
+    md = (small / "reports" / "report.md").read_text()
+    data = json.loads((small / "reports" / "report.json").read_text())
+    rows = {m["name"]: m for m in data["metrics"]}
+    assert set(rows) == {"quality.accuracy", "quality.rmse"}
+    assert rows["quality.accuracy"]["vs_base"]["reference"] == 0.55
+    assert rows["quality.accuracy"]["head"] == 0.58
+    assert rows["quality.rmse"]["higher_is_better"] is False  # rmse defaults to lower-is-better
+    assert rows["quality.rmse"]["vs_base"]["verdict"] == "better"
+    assert "| quality.accuracy | 0.5500 | 0.5800 | 🟢 ▲ +0.0300 |" in md
+    assert "| model.alpha | 0.5 | 0.8 |" in md
+    charts = {c["id"]: c for c in data["charts"]}
+    assert charts["eval/curve.csv"]["kind"] == "line"
+    assert {s["role"] for s in charts["eval/curve.csv"]["series"]} == {"base", "head"}
+    assert charts["Confusion"]["kind"] == "confusion" and charts["Confusion"]["categories"] == ["cat", "dog"]
+    assert "```mermaid" in md and "xychart-beta" in md
+    assert data["base"]["source"] == "local DVC cache"
+    assert "No production model: no model artifact is declared" in md  # said plainly, not an error
+    assert "+0.0300\n\n" in md  # the verdict is its own paragraph
+    assert (small / "reports" / "report-plots" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    html = (small / "reports" / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<script" not in html
+    gate = runner.invoke(app, ["gate"])
+    assert gate.exit_code == 0, gate.output
+    assert "PASS  quality.accuracy" in gate.output
+
+
+@pytest.mark.slow
+def test_base_outputs_fetched_from_remote_else_reproduced(small: Path) -> None:
+    base_sha = git(small, "rev-parse", "HEAD")
+    shutil.rmtree(small / ".dvc" / "cache")
+    branch(small, "feature/x")
+    result = runner.invoke(app, ["report", "--production", "none"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((small / "reports" / "report.json").read_text())
+    assert data["base"]["source"] == "fetched from the DVC remote"
+    assert data["base"]["commit"] == base_sha
+    assert "Production comparison turned off" in (small / "reports" / "report.md").read_text()
+    shutil.rmtree(small / ".dvc" / "cache")
+    shutil.rmtree(small.parent / "store")
+    dvc(small, "remote", "remove", "store")
+    result = runner.invoke(app, ["report", "--production", "none"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((small / "reports" / "report.json").read_text())
+    assert data["base"]["source"].startswith("reproduced (fit run")
+    assert {m["name"]: m["vs_base"]["reference"] for m in data["metrics"]}["quality.accuracy"] == 0.55
+    assert not git(small, "worktree", "list").count("\n")  # the temporary worktree is gone
+
+
+@pytest.mark.slow
+def test_injection_end_to_end_in_branch_and_param(small: Path) -> None:
+    branch(small, "x<b>@octocat#1|y")
+    set_param(small, 'name: "plain"', 'name: "<img src=x onerror=alert(1)>@octocat #1 | `x`"')
+    result = runner.invoke(app, ["report"])
+    assert result.exit_code == 0, result.output
+    md = (small / "reports" / "report.md").read_text()
+    assert "<img" not in md and "<b>" not in md
+    assert "@octocat" not in md and not re.search(r"#1(?![0-9a-f])", md)  # colours like #1f6feb are ours
+    row = next(line for line in md.splitlines() if line.startswith("| model.name"))
+    assert len(re.findall(r"(?<!\\)\|", row)) == 4
+    html = (small / "reports" / "report.html").read_text()
+    assert "<img src=x" not in html and "&lt;img src=x" in html
+
+
+@pytest.mark.slow
+def test_gate_fails_with_exit_1_and_a_table(small: Path) -> None:
+    branch(small, "worse")
+    set_param(small, "alpha: 0.5", "alpha: 0.2")
+    dvc(small, "repro", "-q")
+    result = runner.invoke(app, ["gate"])
+    assert result.exit_code == 1, result.output
+    assert "FAIL  quality.accuracy  max_drop" in result.output
+    assert "PASS  quality.accuracy  min" in result.output
+    assert "error: 2 of 3 gates failed" in result.output
+    report = runner.invoke(app, ["report"])
+    assert "❌ mlops report: 2 of 3 gates failed" in (small / "reports" / "report.md").read_text()
+    assert report.exit_code == 0
+
+
+def test_bad_base_ref_is_one_line_error(small: Path) -> None:
+    (small / "eval").mkdir(exist_ok=True)
+    result = runner.invoke(app, ["report", "--base", "no-such-branch"])
+    assert result.exit_code == 1
+    assert "error: git ref 'no-such-branch' not found" in result.output
+
+
+# --- the example project: a branch that changes one training param -----------------------------------------------
+
+@pytest.mark.slow
+def test_run_on_a_branch_reports_metrics_and_param_change(trained_project: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    root = trained_project
+    main_metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    git(root, "checkout", "-q", "-b", "deeper-trees")
+    set_param(root, "max_depth: 4", "max_depth: 3")
+    commit_all(root, "try shallower trees")
+    monkeypatch.chdir(root)
+    result = runner.invoke(app, ["run", "--base", "main"])
+    assert result.exit_code == 0, result.output
+    for name in ("report.md", "report.html", "report.json"):
+        assert (root / "reports" / name).is_file()
+    md = (root / "reports" / "report.md").read_text()
+    data = json.loads((root / "reports" / "report.json").read_text())
+    new = json.loads((root / "reports" / "metrics.json").read_text())
+    roc = next(m for m in data["metrics"] if m["name"] == "test.roc_auc")
+    assert roc["vs_base"]["reference"] == main_metrics["test"]["roc_auc"]
+    assert roc["head"] == new["test"]["roc_auc"]
+    assert roc["vs_base"]["delta"] == pytest.approx(new["test"]["roc_auc"] - main_metrics["test"]["roc_auc"])
+    assert f"| test.roc\\_auc | {main_metrics['test']['roc_auc']:.4f} | {new['test']['roc_auc']:.4f} |" in md
+    assert "| train.max\\_depth | 4 | 3 |" in md
+    assert "headline: test.roc_auc" in result.output
+    assert len(md) < 65_536
+    assert md.index("### Gates") < md.index("### Metrics") < md.index("### Params changed") \
+        < md.index("### Data changed") < md.index("### Validation") < md.index("### Plots")
