@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sklearn.model_selection import train_test_split
 from mlops.config import Params, load_params
 from mlops.errors import ValidationFailed
 from mlops.stages.data import apply_schema, read_raw
-from mlops.stages.validate import ValidationReport, run_checks, validate
+from mlops.stages.validate import ValidationReport, run_checks, stabilise_html, validate
 from tests.helpers import REPO
 
 
@@ -106,3 +107,36 @@ def test_stage_writes_results_and_fails_naming_check_and_column(
     # Self-contained: plotly.js is inlined (not fetched from a CDN), and inlined once, not once per section.
     assert not re.search(r"<script[^>]*\bsrc=[\"']?https?:", html)
     assert html.count("Plotly.register") <= 2
+
+
+def test_html_is_byte_reproducible(params: Params, clean: tuple[pd.DataFrame, ...], tmp_path: Path) -> None:
+    """Same inputs, same HTML bytes (with the hash seed dvc.yaml fixes), so dvc.lock stays put between runs."""
+    import subprocess
+    import sys
+
+    raw, train, test = clean
+    (tmp_path / "data/raw").mkdir(parents=True)
+    (tmp_path / "data/prepared").mkdir(parents=True)
+    raw.to_csv(tmp_path / params.data.raw, index=False)
+    train.to_csv(tmp_path / "data/prepared/train.csv", index=False)
+    test.to_csv(tmp_path / "data/prepared/test.csv", index=False)
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    pages = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-m", "mlops", "stage", "validate"], cwd=tmp_path, check=False,
+                              capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+        assert proc.returncode == 0, proc.stderr
+        pages.append((tmp_path / "reports/validation.html").read_bytes())
+    assert pages[0] == pages[1]
+    assert not re.search(rb"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", pages[0][:4_000_000])
+
+
+def test_stabilise_html_renumbers_ids_consistently() -> None:
+    page = ('<div id="3f2b8c1e-1a2b-4c3d-8e9f-0123456789ab"></div><script>Plotly.newPlot('
+            '"3f2b8c1e-1a2b-4c3d-8e9f-0123456789ab")</script><table id="T_9af3c"><td id="T_9af3c_row0_col0">'
+            '</td></table><h1 id="summary_KD7EAASX8NVD93VRLHRP6KB2K">x</h1>')
+    out = stabilise_html(page)
+    assert out.count("00000000-0000-4000-8000-000000000000") == 2
+    assert 'id="T_00000"' in out and 'id="T_00000_row0_col0"' in out
+    assert "summary_ID00000000000000000000000" in out
+    assert "3f2b8c1e" not in out and "9af3c" not in out

@@ -7,7 +7,10 @@ drifted feature, new category, numbers turned to text). deepchecks is imported l
 
 from __future__ import annotations
 
+import random
+import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,26 +146,58 @@ def _outcomes(suite_result: Any, dataset: str, warn_only: tuple[str, ...]) -> li
     return out
 
 
-def _dedupe_scripts(html: str) -> str:
-    """Drop exact repeats of large inline scripts: deepchecks inlines plotly.js (4.8 MB) once per section.
+_BIG_SCRIPT = 100_000
+_SCRIPT_RE = re.compile(r"<script\b[^>]*>.*?</script>", re.S)
+# Random ids in deepchecks' export: plotly's div uuids, pandas Styler table ids, deepchecks' section ids.
+_RANDOM_IDS = (
+    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"),
+     lambda n: f"00000000-0000-4000-8000-{n:012d}"),
+    (re.compile(r"(?<=T_)[0-9a-f]{5}(?![0-9a-zA-Z])"), lambda n: f"{n:05x}"),
+    (re.compile(r"(?<![A-Za-z0-9])[A-Z0-9]{25}(?![A-Za-z0-9])"), lambda n: f"ID{n:023d}"),
+)
 
-    The first copy defines the global `Plotly` that every later chart uses, so the page stays self-contained.
+
+def _normalise_ids(text: str) -> str:
+    for pattern, make in _RANDOM_IDS:
+        seen: dict[str, str] = {}
+
+        def stable(m: re.Match[str], seen: dict[str, str] = seen, make: Callable[[int], str] = make) -> str:
+            return seen.setdefault(m.group(0), make(len(seen)))
+
+        text = pattern.sub(stable, text)
+    return text
+
+
+_PROLOGUE = re.compile(r"The suite is composed of various checks such as: [^<]*?, etc\.\.\.")
+
+
+def stabilise_html(html: str, check_names: list[str] | None = None) -> str:
+    """Make deepchecks' HTML export small and byte-reproducible, so dvc.lock does not change on every run.
+
+    - Exact repeats of large inline scripts are dropped: deepchecks inlines plotly.js (4.8 MB) once per section,
+      and the first copy defines the global `Plotly` that every later chart uses (the page stays self-contained).
+    - Random ids (uuid4 div ids, Styler table ids, section ids) are renumbered in order of first appearance,
+      consistently across the page; library scripts are left untouched.
+    - The prologue's sample of check names (a `set` in iteration order, which differs per process) becomes the
+      sorted list of all of them.
     """
-    import re
-
+    if check_names:
+        names = ", ".join(sorted(set(check_names)))
+        html = _PROLOGUE.sub(lambda _m: f"The suite is composed of these checks: {names}.", html, count=1)
     seen: set[int] = set()
-
-    def keep_first(m: re.Match[str]) -> str:
+    parts: list[str] = []
+    last = 0
+    for m in _SCRIPT_RE.finditer(html):
+        parts.append(_normalise_ids(html[last:m.start()]))
         block = m.group(0)
-        if len(block) < 100_000:
-            return block
-        key = hash(block)
-        if key in seen:
-            return ""
-        seen.add(key)
-        return block
-
-    return re.sub(r"<script\b[^>]*>.*?</script>", keep_first, html, flags=re.S)
+        if len(block) < _BIG_SCRIPT:
+            parts.append(_normalise_ids(block))
+        elif hash(block) not in seen:
+            seen.add(hash(block))
+            parts.append(block)
+        last = m.end()
+    parts.append(_normalise_ids(html[last:]))
+    return "".join(parts)
 
 
 def run_checks(raw: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, data: DataParams,
@@ -192,8 +227,15 @@ def run_checks(raw: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, data:
             combined = SuiteResult("mlops validation", integrity.results + drift.results)
             html.parent.mkdir(parents=True, exist_ok=True)
             tmp = html.with_name(html.name + ".tmp.html")
-            combined.save_as_html(str(tmp), as_widget=False, requirejs=False)
-            tmp.write_text(_dedupe_scripts(tmp.read_text(encoding="utf-8")), encoding="utf-8")
+            # deepchecks samples check names for its summary with the global `random`: seed it for this call only.
+            saved = random.getstate()
+            random.seed(0)
+            try:
+                combined.save_as_html(str(tmp), as_widget=False, requirejs=False)
+            finally:
+                random.setstate(saved)
+            names = [r.check.name() for r in combined.results]
+            tmp.write_text(stabilise_html(tmp.read_text(encoding="utf-8"), names), encoding="utf-8")
             tmp.replace(html)
     return ValidationReport(passed=passed and all(o.passed for o in outcomes), checks=tuple(outcomes))
 
