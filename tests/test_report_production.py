@@ -48,3 +48,10 @@ def test_report_compares_with_the_production_tag(trained_project: Path, monkeypa
     gate = runner.invoke(app, ["gate", "--against", "production"])
     assert "production" in gate.output
     assert gate.exit_code == (0 if expected.passed else 1), gate.output
+    # The report shows the same production gates as `mlops gate --against production`.
+    assert report["production_gates"]["against"] == "production"
+    assert report["production_gates"]["passed"] is expected.passed
+    assert [(g["metric"], g["rule"], g["passed"]) for g in report["production_gates"]["rows"]] == [
+        (g.metric, g.rule, g.passed) for g in expected.rows]
+    assert "### Gates (against production)" in md
+    assert md.index("### Gates (against base)") < md.index("### Gates (against production)")

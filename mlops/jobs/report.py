@@ -307,10 +307,12 @@ def build(root: Path = Path("."), *, base: str | None = None, production: str = 
     notes = [f"{s.name}: {', '.join(s.missing)} not found, its metrics are missing"
              for s in (head, base_state, prod_state) if s is not None and s.missing]
     gates = gate_report(cfg, head, base_state, "base")
+    prod_gates = gate_report(cfg, head, prod_state, "production") if prod_state is not None else None
     url = run_url()
     where = f"`mlops-report` artifact of the workflow run: {url}" if url else str(out_dir / "report.html")
     meta = Meta(__version__, 0.0, url, datetime.now(UTC).isoformat(timespec="seconds"), where)
-    report = build_report(cfg.report, head, base_state, prod_state, note, gates, specs, meta, notes)
+    report = build_report(cfg.report, head, base_state, prod_state, note, gates, specs, meta, notes,
+                          production_gates=prod_gates)
     progress("report: rendering")
     out_dir.mkdir(parents=True, exist_ok=True)
     names = {"head": head.name, "base": base_state.name, "production": "production"}

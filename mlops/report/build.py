@@ -306,7 +306,7 @@ def charts_of(specs: Sequence[PlotSpec], states: Mapping[str, State]) -> tuple[C
 
 def build_report(cfg: ReportParams, head: State, base: State | None, production: State | None,
                  production_note: str, gates: GateReport | None, specs: Sequence[PlotSpec], meta: Meta,
-                 notes: Sequence[str] = ()) -> Report:
+                 notes: Sequence[str] = (), production_gates: GateReport | None = None) -> Report:
     """Pure: every diff of the report from already-read states."""
     states = {s.role: s for s in (head, base, production) if s is not None}
     return Report(
@@ -314,4 +314,5 @@ def build_report(cfg: ReportParams, head: State, base: State | None, production:
         metrics=metric_rows(cfg, head, base, production), params=param_rows(head, base),
         data=data_rows(cfg, head, base), checks=check_rows(cfg, head), segments=segment_rows(cfg, head, base),
         charts=charts_of(specs, states), gates=gates, notes=tuple(notes), meta=meta,
+        production_gates=production_gates,
     )

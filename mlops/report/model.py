@@ -124,6 +124,8 @@ class Report:
     gates: GateReport | None
     notes: tuple[str, ...]
     meta: Meta
+    # The gates again with production as the reference: what `mlops promote` will check after the merge.
+    production_gates: GateReport | None = None
 
     @property
     def headline_row(self) -> MetricRow | None:

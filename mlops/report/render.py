@@ -108,8 +108,10 @@ def html(report: Report, out_dir: Path, root: Path | None = None) -> str:
 
 def as_json(report: Report) -> str:
     data = dataclasses.asdict(report)
-    if report.gates is not None:
-        data["gates"]["passed"] = report.gates.passed
+    for key in ("gates", "production_gates"):
+        gate_report = getattr(report, key)
+        if gate_report is not None:
+            data[key]["passed"] = gate_report.passed
     for chart in data["charts"]:
         chart.pop("mermaid", None)
     return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
