@@ -14,7 +14,8 @@ PARAMS_FILE = "params.yaml"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML's `true` is not a tree count and "4" is not a depth (lax mode would coerce both silently).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 ColumnType = Literal["int", "float", "bool", "category"]
@@ -22,7 +23,7 @@ ColumnType = Literal["int", "float", "bool", "category"]
 
 class ColumnSpec(_Model):
     type: ColumnType
-    values: tuple[str, ...] | None = Field(default=None, description="allowed categories (category only)")
+    values: tuple[str, ...] | None = Field(default=None, strict=False, description="allowed categories (category only)")
     nullable: bool = False
     # A domain rule beats a silent NaN: total_charges is missing exactly when tenure is 0, so it is 0.
     fill: float | None = None
@@ -74,7 +75,7 @@ class TrainParams(_Model):
 
 class EvaluateParams(_Model):
     threshold: float = Field(default=0.4, gt=0, lt=1)
-    segments: tuple[str, ...] = ("contract", "senior_citizen")
+    segments: tuple[str, ...] = Field(default=("contract", "senior_citizen"), strict=False)
     curve_points: int = Field(default=101, ge=11, le=2001)
 
 
@@ -88,7 +89,7 @@ class ValidateParams(_Model):
     pps_sample: int = Field(default=2000, ge=100)
     # deepchecks files some conditions (duplicates, for one) as warnings; here every condition is a gate unless
     # its check is listed here, by the name the report shows (e.g. "Data Duplicates").
-    warn_only: tuple[str, ...] = ()
+    warn_only: tuple[str, ...] = Field(default=(), strict=False)
 
 
 class GateSpec(_Model):
@@ -163,7 +164,7 @@ class Params(_Model):
     report: ReportParams = ReportParams()
     registry: RegistryParams = RegistryParams()
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -206,9 +207,9 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
+        where = f" line {mark.line + 1}:" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid syntax"
-        raise ParamsInvalid(f"{p}:{where}: not valid YAML: {problem}") from None
+        raise ParamsInvalid(f"{p}:{where} not valid YAML: {problem}") from None
     except UnicodeDecodeError:
         raise ParamsInvalid(f"{p}: not valid UTF-8 text") from None
     return parse_params(raw, str(p))

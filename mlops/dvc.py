@@ -84,11 +84,31 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise DvcError(f"{path}: not found", hint="run `dvc repro` to create it") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise DvcError(f"{path}:{where}: not valid YAML") from None
+        where = f" line {mark.line + 1}:" if mark is not None else ""
+        raise DvcError(f"{path}:{where} not valid YAML") from None
+    except UnicodeDecodeError:
+        raise DvcError(f"{path}: not valid UTF-8 text") from None
     if not isinstance(data, dict):
         raise DvcError(f"{path}: expected a mapping at the top level")
     return data
+
+
+def check_lock_shape(lock: dict[str, Any], source: str = DVC_LOCK) -> dict[str, Any]:
+    """DvcError naming the key when a (YAML-valid) dvc.lock is not shaped as DVC writes it."""
+    stages = lock.get("stages", {})
+    if not isinstance(stages, dict):
+        raise DvcError(f"{source}: key 'stages' must be a mapping of stage names, got {type(stages).__name__}")
+    for name, stage in stages.items():
+        if not isinstance(stage, dict):
+            raise DvcError(f"{source}: stage '{name}' must be a mapping, got {type(stage).__name__}")
+        for key in ("deps", "outs"):
+            entries = stage.get(key) or []
+            if not isinstance(entries, list):
+                raise DvcError(f"{source}: key 'stages.{name}.{key}' must be a list, got {type(entries).__name__}")
+            for i, entry in enumerate(entries):
+                if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+                    raise DvcError(f"{source}: key 'stages.{name}.{key}[{i}]' must be a mapping with a 'path'")
+    return lock
 
 
 def read_dvc_yaml(root: Path | str = ".") -> dict[str, Any]:
@@ -96,7 +116,8 @@ def read_dvc_yaml(root: Path | str = ".") -> dict[str, Any]:
 
 
 def read_lock(root: Path | str = ".") -> dict[str, Any]:
-    return _read_yaml(Path(root) / DVC_LOCK)
+    path = Path(root) / DVC_LOCK
+    return check_lock_shape(_read_yaml(path), str(path))
 
 
 def parse_lock(text: str | bytes, source: str = DVC_LOCK) -> dict[str, Any]:
@@ -106,7 +127,7 @@ def parse_lock(text: str | bytes, source: str = DVC_LOCK) -> dict[str, Any]:
         raise DvcError(f"{source}: not valid YAML") from None
     if not isinstance(data, dict):
         raise DvcError(f"{source}: expected a mapping at the top level")
-    return data
+    return check_lock_shape(data, source)
 
 
 @dataclass(frozen=True)

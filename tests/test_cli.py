@@ -98,3 +98,24 @@ def test_python_dash_m_entry_point() -> None:
 
     proc = subprocess.run([sys.executable, "-m", "mlops", "--version"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and proc.stdout.strip() == f"mlops {__version__}"
+
+
+def test_bug_message_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def bug(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("first line\n[bt] frame 1\n[bt] frame 2")
+
+    monkeypatch.setattr("mlops.jobs.pipeline.run_stage", bug)
+    result = runner.invoke(app, ["stage", "prepare"])
+    assert result.exit_code == 3
+    assert "error: internal error: RuntimeError: first line\n" in result.output
+    assert "[bt]" not in result.output
+
+
+def test_bad_parameter_inside_a_command_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def bad(*_a: Any, **_k: Any) -> None:
+        raise typer.BadParameter("must be one of a, b")
+
+    monkeypatch.setattr("mlops.jobs.pipeline.run_stage", bad)
+    result = runner.invoke(app, ["stage", "prepare"])
+    assert result.exit_code == 2
+    assert "internal error" not in result.output

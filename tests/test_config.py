@@ -112,3 +112,25 @@ def test_cli_missing_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     result = runner.invoke(app, ["stage", "prepare"])
     assert result.exit_code == 1
     assert "error: params.yaml: file not found" in result.output
+
+
+@pytest.mark.parametrize(("section", "key", "value", "expected"), [
+    ("train", "n_estimators", True, "valid integer"),
+    ("train", "max_depth", "4", "valid integer"),
+    ("split", "test_size", "0.2", "valid number"),
+    ("split", "seed", False, "valid integer"),
+])
+def test_no_silent_coercion(tmp_path: Path, section: str, key: str, value: object, expected: str) -> None:
+    d = _params()
+    d[section][key] = value
+    with pytest.raises(ParamsInvalid, match=rf"key '{section}\.{key}': Input should be a {expected}"):
+        load_params(_write(tmp_path, d))
+
+
+def test_yaml_error_without_position_reads_cleanly(tmp_path: Path) -> None:
+    p = tmp_path / "params.yaml"
+    p.write_bytes(b"\x00\x01binary")
+    with pytest.raises(ParamsInvalid) as info:
+        load_params(p)
+    assert "::" not in str(info.value)
+    assert str(info.value).startswith(f"{p}:")

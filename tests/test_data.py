@@ -148,3 +148,10 @@ def test_not_a_csv(workdir: Path) -> None:
     (workdir / "data/raw/telco_churn.csv").write_bytes(b"\xff\xfe\x00garbage\x00\x01")
     with pytest.raises(DataInvalid, match=r"telco_churn\.csv"):
         read_raw(workdir / "data/raw/telco_churn.csv")
+
+
+def test_non_finite_number(workdir: Path) -> None:
+    df = _raw().astype({"monthly_charges": object})
+    df.loc[7, "monthly_charges"] = "inf"
+    _write_raw(workdir, df)
+    assert "column 'monthly_charges': expected a finite number, found inf on line 9" in _prepare_error(workdir)

@@ -140,3 +140,13 @@ def test_stabilise_html_renumbers_ids_consistently() -> None:
     assert 'id="T_00000"' in out and 'id="T_00000_row0_col0"' in out
     assert "summary_ID00000000000000000000000" in out
     assert "3f2b8c1e" not in out and "9af3c" not in out
+
+
+def test_warn_only_check_warns_without_failing(params: Params, clean: tuple[pd.DataFrame, ...]) -> None:
+    raw, train, test = clean
+    duplicated = pd.concat([raw, raw.iloc[1000:1400]], ignore_index=True)
+    lenient = params.validate_.model_copy(update={"warn_only": ("Data Duplicates",)})
+    report = run_checks(duplicated, train, test, params.data, lenient)
+    assert report.passed
+    assert report.failures() == []
+    assert [c.name for c in report.checks if c.status == "warn"] == ["Data Duplicates"]

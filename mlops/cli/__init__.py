@@ -62,12 +62,13 @@ def handled(fn: F) -> F:
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
-        except typer.Exit:
-            raise
+        except (typer.Exit, typer.Abort, typer.BadParameter):
+            raise  # typer's own: Exit carries a code, usage errors exit 2
         except Exception as exc:
             if state.traceback:
                 tb.print_exc()
-            typer.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            typer.echo(f"error: internal error: {type(exc).__name__}: {first}", err=True)
             typer.echo(f"hint: this is a bug in mlops {__version__}; rerun with --traceback and report it at "
                        f"{BUG_URL}", err=True)
             raise typer.Exit(3) from None

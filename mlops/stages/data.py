@@ -59,6 +59,10 @@ def _coerce(name: str, spec: ColumnSpec, s: pd.Series[Any], source: str) -> pd.S
         if bad.any():
             line, value = _first_bad(s, ~bad)
             raise DataInvalid(f"{source}: column '{name}': expected {spec.type}, found {value!r} on line {line}")
+        infinite = present & ~np.isfinite(num.astype("float64").fillna(0.0))
+        if infinite.any():
+            line, value = _first_bad(s, ~infinite)
+            raise DataInvalid(f"{source}: column '{name}': expected a finite number, found {value!r} on line {line}")
         if spec.type == "int":
             frac = present & (num.fillna(0) % 1 != 0)
             if frac.any():
