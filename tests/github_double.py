@@ -2,7 +2,10 @@
 
 Responses are built from the response schemas of GitHub's own OpenAPI description (tests/data/, copied from the
 official description), so every required field is present with its type. It paginates with Link headers, can answer
-403 for a read-only token, a secondary rate limit (403 + Retry-After) or 502s, and records every request.
+403 for a read-only token, a secondary rate limit (403 + Retry-After) or 502s (also a 502 *after* creating a
+comment, as a proxy does when GitHub was slow), and records every request. `GET /user` answers as GitHub does:
+the user of a personal access token, 403 "Resource not accessible by integration" for an installation token
+(`ghs_...`, what GITHUB_TOKEN is). Comments are created under the token's identity.
 """
 
 from __future__ import annotations
@@ -76,6 +79,9 @@ class GitHubDouble:
     secondary_limit: int = 0  # the next N requests answer 403 secondary rate limit with Retry-After
     server_errors: int = 0  # the next N requests answer 502
     status_override: int | None = None  # every request answers this status (401, 404...)
+    create_then_fail: int = 0  # the next N comment creations store the comment, then answer 502
+    create_fail: int = 0  # the next N comment creations answer 502 without storing anything
+    pat_users: dict[str, str] = field(default_factory=dict)  # personal access token -> its user's login
     issue_comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     commit_comments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     commit_pulls: dict[str, list[int]] = field(default_factory=dict)
@@ -85,10 +91,24 @@ class GitHubDouble:
     url: str = ""
 
     # --- data ---
+    def login_of(self, token: str) -> str:
+        """Who a token writes as: its user for a personal access token, the Actions bot for an installation one."""
+        return self.pat_users.get(token, "github-actions[bot]")
+
+    def authenticated_user(self, token: str) -> tuple[int, Any]:
+        """GET /user: the token's user (schema `private-user`), or 403 for an installation token."""
+        if token not in self.pat_users:
+            return 403, {"message": "Resource not accessible by integration",
+                         "documentation_url": "https://docs.github.com/rest/users/users#get-the-authenticated-user",
+                         "status": "403"}
+        user = sample(response_schema("/user", "get", "200"))
+        user.update(self._user(self.pat_users[token]))
+        return 200, user
+
     def _user(self, login: str) -> dict[str, Any]:
         schema = response_schema("/repos/{owner}/{repo}/issues/{issue_number}/comments", "post", "201")
         user = sample(schema["properties"]["user"])
-        user.update(login=login, id=7, type="Bot" if login.endswith("[bot]") else "User")
+        user.update(login=login, id=1000 + sum(map(ord, login)), type="Bot" if login.endswith("[bot]") else "User")
         return user
 
     def add_issue_comment(self, number: int, body: str, login: str = "someone") -> dict[str, Any]:
@@ -125,7 +145,18 @@ class GitHubDouble:
         return [r for r in self.requests if r.method == method and re.search(pattern, r.path)]
 
     # --- HTTP ---
-    def handle(self, method: str, raw_path: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+    def _create(self, make: Any) -> tuple[int, Any, dict[str, str]]:
+        with self._lock:
+            fail = self.create_fail > 0
+            self.create_fail -= fail
+            fail_after = not fail and self.create_then_fail > 0
+            self.create_then_fail -= fail_after
+        if fail:
+            return 502, {"message": "Server Error"}, {}
+        made = make()
+        return (502, {"message": "Server Error"}, {}) if fail_after else (201, made, {})
+
+    def handle(self, method: str, raw_path: str, body: Any, token: str = "") -> tuple[int, Any, dict[str, str]]:
         parsed = urlparse(raw_path)
         path, query = parsed.path.removeprefix(PREFIX), parse_qs(parsed.query)
         with self._lock:
@@ -143,6 +174,9 @@ class GitHubDouble:
         if self.read_only and method in ("POST", "PATCH", "PUT", "DELETE"):
             return 403, {"message": "Resource not accessible by integration",
                          "documentation_url": "https://docs.github.com/rest", "status": "403"}, {}
+        if path == "/user" and method == "GET":
+            status, user = self.authenticated_user(token)
+            return status, user, {}
         repo = f"/repos/{self.owner}/{self.repo}"
         if not path.startswith(repo + "/"):
             return 404, {"message": "Not Found"}, {}
@@ -152,14 +186,15 @@ class GitHubDouble:
             if method == "GET":
                 return self._page(self.issue_comments.get(number, []), path, query)
             if method == "POST":
-                return 201, self.add_issue_comment(number, body["body"], "github-actions[bot]"), {}
+                return self._create(lambda: self.add_issue_comment(number, body["body"], self.login_of(token)))
         if (m := re.fullmatch(r"/issues/comments/(\d+)", rest)) and method == "PATCH":
             return self._edit([c for cs in self.issue_comments.values() for c in cs], int(m[1]), body)
         if m := re.fullmatch(r"/commits/([0-9a-f]+)/comments", rest):
             if method == "GET":
                 return self._page(self.commit_comments.get(m[1], []), path, query)
             if method == "POST":
-                return 201, self.add_commit_comment(m[1], body["body"], "github-actions[bot]"), {}
+                sha = m[1]
+                return self._create(lambda: self.add_commit_comment(sha, body["body"], self.login_of(token)))
         if (m := re.fullmatch(r"/comments/(\d+)", rest)) and method == "PATCH":
             return self._edit([c for cs in self.commit_comments.values() for c in cs], int(m[1]), body)
         if (m := re.fullmatch(r"/commits/([0-9a-f]+)/pulls", rest)) and method == "GET":
@@ -198,7 +233,9 @@ class GitHubDouble:
                 body = json.loads(raw) if raw else None
                 double.requests.append(Recorded(self.command, self.path.split("?")[0],
                                                 parse_qs(urlparse(self.path).query), body, dict(self.headers)))
-                status, payload, headers = double.handle(self.command, self.path, body)
+                auth = self.headers.get("Authorization") or ""
+                token = auth.split(" ", 1)[1] if " " in auth else ""
+                status, payload, headers = double.handle(self.command, self.path, body, token)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")

@@ -183,3 +183,115 @@ def test_the_double_answers_githubs_own_shapes(repo: Path, gh: GitHubDouble) -> 
     for req in gh.requests_for("POST", r"/comments$"):
         assert set(req.body) <= set(body_schema["content"]["application/json"]["schema"]["properties"])
         assert req.headers.get("Authorization") == "token ghs_test" or "ghs_test" in req.headers["Authorization"]
+
+
+# --- whose comment is ours: the watermark alone proves nothing ---------------------------------------------------
+
+def test_a_users_comment_carrying_the_watermark_is_never_edited(repo: Path, gh: GitHubDouble) -> None:
+    sha = git(repo, "rev-parse", "HEAD")
+    bait = gh.add_issue_comment(8, "lgtm\n\n" + watermark(sha), "mallory")  # pasted by anyone who can comment
+    result = runner.invoke(app, ["comment", "--target", "pr/8"])
+    assert result.exit_code == 0, result.output
+    assert "created on pull request #8" in result.output
+    assert str(bait["body"]).startswith("lgtm")  # mallory's comment untouched
+    ours = [c for c in gh.issue_comments[8] if c["user"]["login"] == "github-actions[bot]"]
+    assert len(ours) == 1 and "roc_auc" in str(ours[0]["body"])
+    # GITHUB_TOKEN is an installation token: GET /user answers 403, so only a bot's comment can be ours.
+    assert gh.authenticated_user("ghs_test")[0] == 403
+    again = runner.invoke(app, ["comment", "--target", "pr/8"])
+    assert "updated on pull request #8" in again.output, again.output
+    assert str(bait["body"]).startswith("lgtm")
+    assert not gh.requests_for("PATCH", rf"/issues/comments/{bait['id']}$")
+    assert len(gh.issue_comments[8]) == 2
+
+
+def test_a_personal_token_edits_only_its_own_users_comment(repo: Path, gh: GitHubDouble,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_alice")
+    gh.pat_users["ghp_alice"] = "alice"
+    sha = git(repo, "rev-parse", "HEAD")
+    status, user = gh.authenticated_user("ghp_alice")
+    jsonschema.validate(user, _nullable(response_schema("/user", "get", "200")))
+    assert status == 200 and user["login"] == "alice" and user["type"] == "User"
+    bot = gh.add_issue_comment(6, "a bot's report\n\n" + watermark(sha), "some-app[bot]")
+    mallory = gh.add_issue_comment(6, "bait\n\n" + watermark(sha), "mallory")
+    alices = gh.add_issue_comment(6, "old report\n\n" + watermark(sha), "alice")
+    result = runner.invoke(app, ["comment", "--target", "pr/6"])
+    assert result.exit_code == 0, result.output
+    assert "updated" in result.output
+    assert "roc_auc" in str(alices["body"])
+    assert str(bot["body"]).startswith("a bot's") and str(mallory["body"]).startswith("bait")
+    assert gh.requests_for("GET", r"/user$")
+    # --author names the identity outright (no GET /user): here the App's bot.
+    gh.requests.clear()
+    named = runner.invoke(app, ["comment", "--target", "pr/6", "--author", "some-app[bot]"])
+    assert named.exit_code == 0, named.output
+    assert "roc_auc" in str(bot["body"]) and str(mallory["body"]).startswith("bait")
+    assert not gh.requests_for("GET", r"/user$")
+
+
+# --- retries never duplicate the comment ----------------------------------------------------------------------
+
+def test_a_502_after_github_created_the_comment_leaves_one_comment(repo: Path, gh: GitHubDouble) -> None:
+    gh.create_then_fail = 1
+    result = runner.invoke(app, ["comment", "--target", "pr/4"])
+    assert result.exit_code == 0, result.output
+    assert len(gh.issue_comments[4]) == 1
+    assert len(gh.requests_for("POST", r"/issues/4/comments$")) == 1  # looked again instead of posting again
+    assert len(gh.requests_for("GET", r"/issues/4/comments$")) == 2
+
+
+def test_a_502_before_creating_is_retried_once_the_comment_is_known_absent(repo: Path, gh: GitHubDouble) -> None:
+    gh.create_fail = 1
+    result = runner.invoke(app, ["comment", "--target", "pr/4"])
+    assert result.exit_code == 0, result.output
+    assert len(gh.issue_comments[4]) == 1
+    assert len(gh.requests_for("POST", r"/issues/4/comments$")) == 2
+
+
+# --- bad input: one-line errors, exit 1 -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("title", ['say "hi"', "two\nlines", "back\\slash"])
+def test_watermark_title_that_breaks_the_marker_is_refused(repo: Path, gh: GitHubDouble, title: str) -> None:
+    result = runner.invoke(app, ["comment", "--target", "pr/3", "--watermark-title", title])
+    assert result.exit_code == 1, result.output
+    assert "error: --watermark-title" in result.output
+    assert not gh.requests
+    for _ in range(2):  # a label with spaces and brackets is fine, and stays one comment
+        ok = runner.invoke(app, ["comment", "--target", "pr/3", "--watermark-title", "nightly (gpu) #2"])
+        assert ok.exit_code == 0, ok.output
+    assert len(gh.issue_comments[3]) == 1
+
+
+def test_report_that_is_not_utf8_is_a_clear_error(repo: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.md"
+    bad.write_bytes(b"## report\n\xff\xfe latin-1 \xe9\n")
+    result = runner.invoke(app, ["comment", "--report", str(bad)])
+    assert result.exit_code == 1, result.output
+    assert f"error: {bad}: not UTF-8 text" in result.output
+
+
+@pytest.mark.parametrize("where", ["directory", "missing-folder"])
+def test_unwritable_job_summary_is_a_clear_error(repo: Path, gh: GitHubDouble, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    path = tmp_path if where == "directory" else tmp_path / "nope" / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(path))
+    result = runner.invoke(app, ["comment", "--target", "pr/5"])
+    assert result.exit_code == 1, result.output
+    assert f"error: GITHUB_STEP_SUMMARY {path}: cannot write the job summary" in result.output
+    assert not gh.issue_comments
+
+
+@pytest.mark.parametrize("kind", ["directory", "not-json"])
+def test_bad_event_file_is_a_clear_error(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         kind: str) -> None:
+    path = tmp_path / "event"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        path.write_text("{not json")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(path))
+    result = runner.invoke(app, ["comment"])
+    assert result.exit_code == 1, result.output
+    assert f"error: GITHUB_EVENT_PATH {path}:" in result.output
+    assert "internal error" not in result.output

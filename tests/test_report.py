@@ -51,10 +51,22 @@ def test_escape_makes_markup_inert() -> None:
     assert "\n" not in escape_md("a\nb\r\nc")
 
 
+@pytest.mark.parametrize("url", ["https://evil.example/login", "see www.evil.example now", "HTTP://EVIL.example",
+                                 "WWW.Evil.example"])
+def test_bare_urls_do_not_become_autolinks(url: str) -> None:
+    out = escape_md(url)
+    # GFM autolinks `scheme://domain` and `www.domain`: a zero-width space right after `://` and inside `www.`
+    # leaves no valid domain where the autolink would start.
+    assert not re.search(r"(?i)(https?|ftp)://[a-z0-9]", out)
+    assert not re.search(r"(?i)www\.", out)
+    assert out.replace("&#8203;", "") == url
+
+
 def test_injection_in_branch_name_is_inert() -> None:
     md = _md(_state("head", ref=INJECTION, acc=0.8), _state("base", acc=0.7))
     footer = md.split("<!-- mlops:footer -->")[1]
-    assert "x&lt;img src=x onerror=alert\\(1\\)&gt;@&#8203;octocat&#35;&#8203;1\\|\\`\\]\\(http://evil\\)\\*" in footer
+    assert ("x&lt;img src=x onerror=alert\\(1\\)&gt;@&#8203;octocat&#35;&#8203;1\\|\\`\\]\\(http://&#8203;evil\\)\\*"
+            in footer)
     _inert(md)
 
 
@@ -239,3 +251,89 @@ def test_run_on_a_branch_reports_metrics_and_param_change(trained_project: Path,
     assert len(md) < 65_536
     assert md.index("### Gates") < md.index("### Metrics") < md.index("### Params changed") \
         < md.index("### Data changed") < md.index("### Validation") < md.index("### Plots")
+
+
+def test_gate_against_an_unknown_reference_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["gate", "--against", "prod"])
+    assert result.exit_code == 2, result.output
+    assert "internal error" not in result.output
+    assert "'prod'" in result.output and "base" in result.output and "production" in result.output
+
+
+def test_report_summary_says_when_no_gates_are_configured(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlops.cli.report import print_report
+    from mlops.jobs.report import ReportResult
+
+    meta = Meta("0.1.0", 0.1, None, "2024-01-01T00:00:00+00:00", "reports/report.html")
+    for gates in (GateReport("base", ()), None):
+        report = build_report(ReportParams(headline="acc"), _state("head", acc=0.8), _state("base", acc=0.7), None,
+                              "", gates, [], meta)
+        print_report(ReportResult(report, (), ""))
+        out = capsys.readouterr().out
+        assert "gates: none configured" in out and "gates: passed" not in out
+
+
+@pytest.mark.slow
+def test_failed_pipeline_still_writes_a_report_that_says_so(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = project / "data/raw/telco_churn.csv"
+    lines = raw.read_text().splitlines(keepends=True)
+    raw.write_text("".join(lines + lines[1:500]))  # a duplicated block of 499 rows
+    monkeypatch.chdir(project)
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 1, result.output
+    assert "error: dvc repro failed: validation failed: check 'Data Duplicates'" in result.output
+    md = (project / "reports/report.md").read_text()
+    assert md.startswith("## ❌ mlops report: the pipeline failed at stage validate\n")
+    assert "**The pipeline failed:** dvc repro failed: validation failed: check 'Data Duplicates'" in md
+    validation = md.index("### Validation")
+    assert md.index("| Data Duplicates |") > validation  # failed checks first, in the table at the top
+    assert validation < md.index("### Metrics")
+    assert "The metrics were not reproduced" in md
+    data = json.loads((project / "reports/report.json").read_text())
+    assert data["pipeline"]["failed"] is True and data["pipeline"]["stage"] == "validate"
+    assert data["pipeline"]["metrics_reproduced"] is False
+    assert "reports/metrics.json" in data["pipeline"]["not_reproduced"]
+    assert data["gates"] is None
+    assert [c["name"] for c in data["checks"] if c["status"] == "fail"] == ["Data Duplicates"]
+    assert not (project / "models/model.ubj").exists()
+
+
+def test_stale_metrics_are_not_shown_as_this_branchs(tmp_path: Path) -> None:
+    """A metrics file left by an earlier run is not this branch's when the stage writing it did not run."""
+    from mlops.jobs.report import _without_stale
+    from mlops.report import PipelineFailure
+
+    head = State("head", "this branch", "b", None, "workspace", {"acc": 0.9}, {}, {},
+                 {"m.json": {"acc": 0.9}, "reports/plots/roc.json": [], "reports/validation.json": {}})
+    failed = PipelineFailure("boom", "validate", True, ("m.json", "reports/plots"))
+    stale_head, failure = _without_stale(head, failed, ["m.json"])
+    assert stale_head.metrics == {} and failure.metrics_reproduced is False
+    assert set(stale_head.files) == {"reports/validation.json"}
+    base = _state("base", acc=0.7)
+    meta = Meta("0.1.0", 0.1, None, "2024-01-01T00:00:00+00:00", "reports/report.html")
+    md = markdown(build_report(ReportParams(headline="acc"), stale_head, base, None, "", None, [], meta,
+                               pipeline=failure))
+    assert "| acc | 0.7000 | not reproduced | – |" in md
+    assert "0.9000" not in md
+    fresh, ok = _without_stale(head, PipelineFailure("boom", "late", True, ("other.json",)), ["m.json"])
+    assert fresh.metrics == {"acc": 0.9} and ok.metrics_reproduced is True
+
+
+def test_a_report_that_cannot_be_built_never_masks_the_pipeline_error(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlops.errors import DvcError
+    from mlops.jobs import pipeline
+    from mlops.jobs import report as jobs_report
+
+    def failing_pipeline(*args: object, **kwargs: object) -> None:
+        raise DvcError("dvc repro failed: validation failed: check 'Data Duplicates'")
+
+    def broken_build(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("template exploded")
+
+    said: list[str] = []
+    monkeypatch.setattr(pipeline, "run_pipeline", failing_pipeline)
+    monkeypatch.setattr(jobs_report, "build", broken_build)
+    with pytest.raises(DvcError, match="Data Duplicates"):
+        pipeline.run_with_report(tmp_path, said.append)
+    assert any("could not be built" in line and "template exploded" in line for line in said)

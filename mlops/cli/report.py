@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +14,11 @@ from mlops.errors import GateFailed
 if TYPE_CHECKING:  # the jobs are imported when a command runs: `mlops --help` stays fast
     from mlops.gates import GateReport
     from mlops.jobs.report import ReportResult
+
+
+class Against(StrEnum):
+    base = "base"
+    production = "production"
 
 
 def _fmt(v: float | None) -> str:
@@ -37,7 +43,11 @@ def print_report(result: ReportResult) -> None:
         vs = f" (main {_fmt(row.vs_base.reference)}" + (f", production {_fmt(row.vs_production.reference)}"
                                                          if row.vs_production else "") + ")"
         echo(f"headline: {row.name} {_fmt(row.head)}{vs}")
-    if r.gates is not None:
+    if r.pipeline is not None:
+        echo(f"pipeline: FAILED ({r.pipeline.error})")
+    if r.gates is None or not r.gates.rows:
+        echo("gates: none configured" if r.pipeline is None else "gates: not checked (the pipeline failed)")
+    else:
         failed = ", ".join(f"{g.metric} {g.rule}" for g in r.gates.failed())
         echo(f"gates: {'passed' if r.gates.passed else 'FAILED: ' + failed}")
     echo(f"report: {', '.join(str(p) for p in result.files[:3])}")
@@ -64,16 +74,14 @@ def report_cmd(
 @app.command("gate")
 @handled
 def gate_cmd(
-    against: str = typer.Option("base", "--against", help="Compare relative gates (max_drop, max_rise) with the "
-                                "base branch or with production: base | production."),
+    against: Annotated[Against, typer.Option("--against", help="Compare relative gates (max_drop, max_rise) "
+                                             "with the base branch or with production.")] = Against.base,
     base: str = typer.Option(None, "--base", help="Git ref used as base (default: merge-base with main)."),
 ) -> None:
     """Check the gates of params.yaml; exit 1 when one fails, with a table of all of them either way."""
-    if against not in ("base", "production"):
-        raise typer.BadParameter("must be base or production", param_hint="--against")
     from mlops.jobs.report import gate
 
-    result = gate(Path("."), against=against, base=base, progress=progress)
+    result = gate(Path("."), against=against.value, base=base, progress=progress)
     print_gates(result)
     if not result.passed:
         failed = result.failed()
@@ -90,11 +98,15 @@ def comment_cmd(
                                "a commit comment), pr/N or commit/SHA."),
     watermark_title: str = typer.Option("", "--watermark-title", help="Label of the sticky marker (CML's "
                                         "--watermark-title); comments with another label are left alone."),
+    author: str = typer.Option(None, "--author", envvar="MLOPS_COMMENT_AUTHOR",
+                               help="Login that posts the comment: only its comments are edited (default: the "
+                                    "token's user from GET /user, else any bot account such as "
+                                    "github-actions[bot])."),
 ) -> None:
     """Create or update the one sticky report comment; also write the job summary when in Actions."""
     from mlops.jobs.report import comment
 
     result = comment(Path("."), report_file=Path(report) if report else None, target=target,
-                     label=watermark_title, progress=progress)
+                     label=watermark_title, author=author, progress=progress)
     if result.posted is not None:
         echo(f"comment {result.posted.action} on {result.posted.target}: {result.posted.url}")

@@ -3,12 +3,15 @@
 from mlops.github.client import (
     DEFAULT_API,
     Client,
+    Identity,
     Posted,
     Target,
+    check_label,
     is_ours,
     parse_target,
     pr_from_event,
     watermark,
 )
 
-__all__ = ["DEFAULT_API", "Client", "Posted", "Target", "is_ours", "parse_target", "pr_from_event", "watermark"]
+__all__ = ["DEFAULT_API", "Client", "Identity", "Posted", "Target", "check_label", "is_ours", "parse_target",
+           "pr_from_event", "watermark"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,20 @@ DEFAULT_API = "https://api.github.com"
 WATERMARK_RE = re.compile(r'!\[\]\(https://cml\.dev/watermark\.png#[^\s)]*\s+"CML watermark ?([^"]*)"\)')
 
 
+_LABEL_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f\u2028\u2029]')
+
+
+def check_label(label: str) -> str:
+    """LABEL if it can sit in the watermark's markdown title and be matched again; GitHubError otherwise."""
+    if _LABEL_UNSAFE.search(label):
+        raise GitHubError(f"--watermark-title {label!r}: must not contain a double quote, a backslash or a line "
+                          "break (they break the marker's markdown title, and the next run would add a second "
+                          "comment)", hint="use letters, digits, spaces and simple punctuation")
+    return label
+
+
 def watermark(sha: str, label: str = "") -> str:
-    title = f"CML watermark {label}".strip()
+    title = f"CML watermark {check_label(label)}".strip()
     return f'![](https://cml.dev/watermark.png#{sha} "{title}")'
 
 
@@ -65,6 +78,9 @@ def pr_from_event(path: str | None) -> int | None:
         event = Event.model_validate(raw)
     except FileNotFoundError:
         raise GitHubError(f"GITHUB_EVENT_PATH {path}: file not found") from None
+    except OSError as exc:
+        raise GitHubError(f"GITHUB_EVENT_PATH {path}: cannot read it ({type(exc).__name__}: {exc.strerror})",
+                          hint="GITHUB_EVENT_PATH must name the event's JSON file (Actions sets it)") from None
     except (ValueError, ValidationError) as exc:
         raise GitHubError(f"GITHUB_EVENT_PATH {path}: not a GitHub event payload ({type(exc).__name__})") from None
     if event.pull_request is not None:
@@ -135,19 +151,79 @@ def _fail(exc: Exception, what: str, kind: str, repo: str) -> GitHubError:
                        hint="check GITHUB_API_URL and the network")
 
 
+def _status(exc: Exception) -> int | None:
+    from github import GithubException
+
+    return exc.status if isinstance(exc, GithubException) else None
+
+
+def _ambiguous(exc: Exception) -> bool:
+    """True when a failed create may still have created the comment: a 5xx, a timeout or a dropped connection."""
+    status = _status(exc)
+    if status is not None:
+        return status >= 500
+    return isinstance(exc, OSError) or type(exc).__module__.startswith(("requests", "urllib3"))
+
+
+def _rate_limited(exc: Exception) -> bool:
+    """A 403/429 secondary (or primary) rate limit: GitHub did not act on the request."""
+    from github import GithubException
+
+    if not isinstance(exc, GithubException) or exc.status not in (403, 429):
+        return False
+    message = str(exc.data.get("message", "")) if isinstance(exc.data, dict) else ""
+    return "rate limit" in message.lower()
+
+
+def _wait(exc: Exception, backoff: float) -> float:
+    """Seconds before trying again: GitHub's Retry-After when it sent one (at most 5 minutes), else BACKOFF."""
+    headers = getattr(exc, "headers", None) or {}
+    after = str(headers.get("Retry-After") or headers.get("retry-after") or "")
+    return min(float(after), 300.0) if after.isdigit() else min(backoff, 30.0)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Whose comments `mlops comment` may edit: one login, or any bot (installation tokens cannot ask /user)."""
+
+    login: str | None  # None: any author of type Bot (github-actions[bot], a GitHub App's bot)
+
+    def owns(self, comment: Any) -> bool:
+        user = getattr(comment, "user", None)
+        if user is None:
+            return False
+        if self.login is not None:
+            return str(getattr(user, "login", "")).lower() == self.login.lower()
+        return getattr(user, "type", None) == "Bot"
+
+    def __str__(self) -> str:
+        return self.login or "a bot account (the token cannot read GET /user)"
+
+
 class Client:
-    """One repository on one GitHub (or GitHub Enterprise) API, with retries on 5xx and secondary rate limits."""
+    """One repository on one GitHub (or GitHub Enterprise) API, with retries on 5xx and secondary rate limits.
+
+    Reads and edits are retried by PyGithub's GithubRetry. Creating a comment is not (a POST that fails with a 5xx
+    may have created it): `upsert` lists the comments again and creates only when ours is still absent.
+    """
 
     def __init__(self, repo: str, token: str, api_url: str = DEFAULT_API, *, retries: int = 5,
-                 backoff: float = 1.0, timeout: float = 30.0) -> None:
+                 backoff: float = 1.0, timeout: float = 30.0, author: str | None = None) -> None:
         from github import Auth, Github, GithubRetry
 
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+", repo):
             raise GitHubError(f"repository '{repo}' is not OWNER/NAME", hint="set GITHUB_REPOSITORY=owner/name")
+        if author is not None and not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\[bot\])?",
+                                                   author):
+            raise GitHubError(f"--author '{author}': not a GitHub login",
+                              hint="the login that posts the comment, e.g. github-actions[bot] or octocat")
         retry = GithubRetry(total=retries, backoff_factor=backoff, secondary_rate_wait=60.0,
                             max_rate_limit_wait=300.0,
-                            allowed_methods={"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"})
+                            allowed_methods={"GET", "PATCH", "PUT", "DELETE", "HEAD"})  # never POST: see upsert
         self.repo_name = repo
+        self.retries = retries
+        self.backoff = backoff
+        self._identity = Identity(author) if author else None
         self._gh = Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), retry=retry, timeout=int(timeout),
                           per_page=100, lazy=True)
         self._repo = self._gh.get_repo(repo, lazy=True)
@@ -169,6 +245,22 @@ class Client:
                 raise _fail(exc, what, kind, self.repo_name) from None
             raise
 
+    def identity(self) -> Identity:
+        """The author whose comments are ours: --author, else GET /user's login, else (403 for an installation
+        token such as GITHUB_TOKEN) any bot account."""
+        if self._identity is None:
+            from github import GithubException
+
+            try:
+                login = self._call("read the token's user (GET /user)", "pr", lambda: self._gh.get_user().login)
+            except GitHubPermissionError as exc:
+                cause = exc.__context__
+                if not isinstance(cause, GithubException) or cause.status not in (403, 404):
+                    raise
+                login = None  # an installation token: /user is "not accessible by integration"
+            self._identity = Identity(str(login) if login else None)
+        return self._identity
+
     def pr_of_commit(self, sha: str) -> int | None:
         """The open pull request a commit belongs to (the first GitHub lists), else None."""
         pulls = self._call("list the pull requests of a commit", "pr",
@@ -176,24 +268,50 @@ class Client:
         open_ = [p for p in pulls if getattr(p, "state", "open") == "open"] or pulls
         return int(open_[0].number) if open_ else None
 
+    def _ours(self, comments: list[Any], label: str) -> list[Any]:
+        marked = [c for c in comments if is_ours(c.body, label)]
+        if not marked:
+            return []  # no need to ask who we are
+        me = self.identity()
+        return [c for c in marked if me.owns(c)]
+
     def upsert(self, target: Target, body: str, label: str = "") -> Posted:
-        """Create the sticky comment on TARGET, or edit the newest one carrying our watermark."""
+        """Create the sticky comment on TARGET, or edit the newest one that carries our watermark and was written
+        by us (never someone else's comment that only copies the watermark)."""
         if target.kind == "pr":
             assert target.number is not None  # Target("pr") always has a number
             issue = self._repo.get_issue(target.number)
-            comments = self._call(f"list the comments of pull request #{target.number}", "pr",
-                                  lambda: list(issue.get_comments()))
+            what = f"list the comments of pull request #{target.number}"
+            listing: Any = issue.get_comments
             create = issue.create_comment
         else:
             assert target.sha is not None
             commit = self._repo.get_commit(target.sha)
-            comments = self._call(f"list the comments of commit {target.sha[:12]}", "commit",
-                                  lambda: list(commit.get_comments()))
+            what = f"list the comments of commit {target.sha[:12]}"
+            listing = commit.get_comments
             create = commit.create_comment
-        mine = [c for c in comments if is_ours(c.body, label)]
+        mine = self._ours(self._call(what, target.kind, lambda: list(listing())), label)
         if mine:
             newest = max(mine, key=lambda c: (c.created_at, c.id))
             self._call(f"edit comment {newest.id}", target.kind, lambda: newest.edit(body))
             return Posted(target, "updated", int(newest.id), str(newest.html_url))
-        made = self._call(f"comment on {target}", target.kind, lambda: create(body))
-        return Posted(target, "created", int(made.id), str(made.html_url))
+        for attempt in range(self.retries + 1):
+            try:
+                made = create(body)
+                return Posted(target, "created", int(made.id), str(made.html_url))
+            except Exception as exc:  # classified here, re-raised as GitHubError
+                if _status(exc) is None and not _ambiguous(exc):
+                    raise  # not GitHub's answer nor the network: a bug, shown as such
+                retry_safe = _rate_limited(exc)  # GitHub did not act: simply try again after the wait
+                if attempt >= self.retries or not (retry_safe or _ambiguous(exc)):
+                    raise _fail(exc, f"comment on {target}", target.kind, self.repo_name) from None
+                wait = _wait(exc, self.backoff * 2 ** attempt)
+            time.sleep(wait)
+            if not retry_safe:
+                # The create may have gone through before the error (a 502 from a proxy, a timeout): look again
+                # and create only when our comment is still absent.
+                again = self._ours(self._call(what, target.kind, lambda: list(listing())), label)
+                if again:
+                    newest = max(again, key=lambda c: (c.created_at, c.id))
+                    return Posted(target, "created", int(newest.id), str(newest.html_url))
+        raise AssertionError("unreachable: the last attempt returns or raises")

@@ -27,12 +27,22 @@ from mlops import __version__, dvc, git
 from mlops.config import PARAMS_FILE, GateSpec, RegistryParams, ReportParams
 from mlops.errors import DvcError, GateFailed, GitError, GitHubError, ParamsInvalid, RefNotFound, ReportError
 from mlops.gates import GateReport, evaluate_gates
-from mlops.github import DEFAULT_API, Client, Posted, Target, parse_target, pr_from_event, watermark
+from mlops.github import (
+    DEFAULT_API,
+    Client,
+    Posted,
+    Target,
+    check_label,
+    parse_target,
+    pr_from_event,
+    watermark,
+)
 from mlops.progress import Progress, silent
 from mlops.registry import stage_commit
 from mlops.report import (
     GITHUB_LIMIT,
     Meta,
+    PipelineFailure,
     Report,
     State,
     as_json,
@@ -282,18 +292,40 @@ class ReportResult:
     markdown: str
 
 
+def _under(path: str, outputs: Sequence[str]) -> bool:
+    return any(path == o.rstrip("/") or path.startswith(o.rstrip("/") + "/") for o in outputs)
+
+
+def _without_stale(head: State, failed: PipelineFailure, metrics: Sequence[str]) -> tuple[State, PipelineFailure]:
+    """HEAD without the outputs of stages that did not run in the failed pipeline (they are from an earlier run)."""
+    stale = failed.not_reproduced
+    files = {p: v for p, v in head.files.items() if not _under(p, stale)}
+    reproduced = not any(_under(p, stale) for p in metrics)
+    head = replace(head, files=files, metrics=metrics_of(files, metrics) if reproduced else {})
+    return head, replace(failed, metrics_reproduced=reproduced)
+
+
 def build(root: Path = Path("."), *, base: str | None = None, production: str = "auto",
-          out: Path | None = None, progress: Progress = silent, pngs: bool = True) -> ReportResult:
-    """Read the three states, diff them, and write report.md, report.html and report.json under OUT."""
+          out: Path | None = None, progress: Progress = silent, pngs: bool = True,
+          failed: PipelineFailure | None = None) -> ReportResult:
+    """Read the three states, diff them, and write report.md, report.html and report.json under OUT.
+
+    FAILED: the pipeline failed; the report says so first, shows validation and compares whatever metrics exist,
+    leaving out the workspace outputs of stages that did not run (`failed.not_reproduced`) rather than showing an
+    earlier run's values as this branch's.
+    """
     started = time.perf_counter()
     root = root.resolve()
     cfg = load_report_config(root)
     out_dir = (root / "reports") if out is None else (out if out.is_absolute() else Path.cwd() / out)
-    specs = _plot_specs(root, dvc.read_dvc_yaml(root))
+    dvc_yaml = dvc.read_dvc_yaml(root)
+    specs = _plot_specs(root, dvc_yaml)
     branch = os.environ.get("GITHUB_HEAD_REF") or git.current_branch(root) or "detached HEAD"
     progress("report: reading the workspace")
     head = read_workspace(root, cfg, specs, "this branch", branch)
-    if not head.metrics:
+    if failed is not None:
+        head, failed = _without_stale(head, failed, dvc.metrics_paths(dvc_yaml))
+    elif not head.metrics:
         raise ReportError("no metrics in the workspace: " + (", ".join(head.missing) or "dvc.yaml declares none"),
                           hint="run the pipeline first (`mlops run`)")
     base_commit, base_name = resolve_base(root, base, cfg.registry.main_branch)
@@ -305,14 +337,17 @@ def build(root: Path = Path("."), *, base: str | None = None, production: str = 
         progress(f"report: reading production at {prod_commit[:12]}")
         prod_state = read_commit(root, cfg, specs, prod_commit, "production", "production", prod_ref, progress)
     notes = [f"{s.name}: {', '.join(s.missing)} not found, its metrics are missing"
-             for s in (head, base_state, prod_state) if s is not None and s.missing]
-    gates = gate_report(cfg, head, base_state, "base")
+             for s in (head, base_state, prod_state) if s is not None and s.missing
+             and (failed is None or s is not head)]
+    gates: GateReport | None = gate_report(cfg, head, base_state, "base")
     prod_gates = gate_report(cfg, head, prod_state, "production") if prod_state is not None else None
+    if failed is not None and not failed.metrics_reproduced:
+        gates = prod_gates = None  # nothing of this branch to gate: the report says why instead
     url = run_url()
     where = f"`mlops-report` artifact of the workflow run: {url}" if url else str(out_dir / "report.html")
     meta = Meta(__version__, 0.0, url, datetime.now(UTC).isoformat(timespec="seconds"), where)
     report = build_report(cfg.report, head, base_state, prod_state, note, gates, specs, meta, notes,
-                          production_gates=prod_gates)
+                          production_gates=prod_gates, pipeline=failed)
     progress("report: rendering")
     out_dir.mkdir(parents=True, exist_ok=True)
     names = {"head": head.name, "base": base_state.name, "production": "production"}
@@ -368,18 +403,37 @@ class CommentResult:
 
 
 def comment(root: Path = Path("."), *, report_file: Path | None = None, target: str = "auto", label: str = "",
-            progress: Progress = silent, retries: int = 5) -> CommentResult:
-    """Post REPORT_FILE as the one sticky comment (PR from the event or the commit, else a commit comment)."""
+            author: str | None = None, progress: Progress = silent, retries: int = 5) -> CommentResult:
+    """Post REPORT_FILE as the one sticky comment (PR from the event or the commit, else a commit comment).
+
+    Only a comment written by AUTHOR (default: MLOPS_COMMENT_AUTHOR, else the token's own user, else any bot
+    account for installation tokens such as GITHUB_TOKEN) is ever edited: copying the watermark into a comment
+    does not make it ours.
+    """
     root = root.resolve()
+    check_label(label)
+    author = author or os.environ.get("MLOPS_COMMENT_AUTHOR") or None
     path = report_file or root / "reports" / "report.md"
     if not path.is_file():
         raise ReportError(f"{path}: report not found", hint="build it first with `mlops report` (or `mlops run`)")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"{path}: not UTF-8 text (byte {exc.start})",
+                          hint="pass the markdown report that `mlops report` wrote (reports/report.md)") from None
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
     summary = None
     if summary_path:
-        with open(summary_path, "a", encoding="utf-8") as fh:
-            fh.write(text.rstrip("\n") + "\n")
+        try:
+            with open(summary_path, "a", encoding="utf-8") as fh:
+                fh.write(text.rstrip("\n") + "\n")
+        except OSError as exc:
+            raise GitHubError(f"GITHUB_STEP_SUMMARY {summary_path}: cannot write the job summary "
+                              f"({exc.strerror or type(exc).__name__})",
+                              hint="GITHUB_STEP_SUMMARY must name a writable file (Actions sets it); unset it "
+                                   "outside Actions") from None
         summary = Path(summary_path)
         progress(f"comment: report written to the job summary ({summary_path})")
     token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
@@ -395,7 +449,7 @@ def comment(root: Path = Path("."), *, report_file: Path | None = None, target: 
     mark = watermark(sha, label)
     body = fit(text, GITHUB_LIMIT - len(mark) - 4, run_url() or str(path.with_suffix(".html"))).rstrip("\n")
     body += "\n\n" + mark
-    client = Client(repo, token, os.environ.get("GITHUB_API_URL") or DEFAULT_API, retries=retries)
+    client = Client(repo, token, os.environ.get("GITHUB_API_URL") or DEFAULT_API, retries=retries, author=author)
     try:
         chosen = parse_target(target)
         if chosen is None:

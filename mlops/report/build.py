@@ -22,6 +22,7 @@ from mlops.report.model import (
     Meta,
     MetricRow,
     ParamRow,
+    PipelineFailure,
     Report,
     SegmentRow,
     Series,
@@ -92,7 +93,8 @@ def _change(value: float | None, ref: float | None, higher: bool, noise: float) 
     return Change(value, ref, delta, "better" if (delta > 0) == higher else "worse")
 
 
-def metric_rows(cfg: ReportParams, head: State, base: State | None, prod: State | None) -> tuple[MetricRow, ...]:
+def metric_rows(cfg: ReportParams, head: State, base: State | None, prod: State | None,
+                head_reproduced: bool = True) -> tuple[MetricRow, ...]:
     names = list(head.metrics)
     for other in (base, prod):
         if other is not None:
@@ -104,6 +106,9 @@ def metric_rows(cfg: ReportParams, head: State, base: State | None, prod: State 
         vb = _change(value, base.metrics.get(name) if base else None, spec.higher_is_better, spec.noise)
         vp = (_change(value, prod.metrics.get(name), spec.higher_is_better, spec.noise)
               if prod is not None else None)
+        if value is None and not head_reproduced:  # not "removed": this branch's value is simply unknown
+            vb = Change(None, vb.reference, None, "n/a")
+            vp = Change(None, vp.reference, None, "n/a") if vp is not None else None
         rows.append(MetricRow(name, spec.higher_is_better, spec.noise, value, vb, vp))
     return tuple(rows)
 
@@ -306,13 +311,15 @@ def charts_of(specs: Sequence[PlotSpec], states: Mapping[str, State]) -> tuple[C
 
 def build_report(cfg: ReportParams, head: State, base: State | None, production: State | None,
                  production_note: str, gates: GateReport | None, specs: Sequence[PlotSpec], meta: Meta,
-                 notes: Sequence[str] = (), production_gates: GateReport | None = None) -> Report:
-    """Pure: every diff of the report from already-read states."""
+                 notes: Sequence[str] = (), production_gates: GateReport | None = None,
+                 pipeline: PipelineFailure | None = None) -> Report:
+    """Pure: every diff of the report from already-read states (PIPELINE: the pipeline failed first)."""
     states = {s.role: s for s in (head, base, production) if s is not None}
     return Report(
         head=head, base=base, production=production, production_note=production_note, headline=cfg.headline,
-        metrics=metric_rows(cfg, head, base, production), params=param_rows(head, base),
+        metrics=metric_rows(cfg, head, base, production, pipeline is None or pipeline.metrics_reproduced),
+        params=param_rows(head, base),
         data=data_rows(cfg, head, base), checks=check_rows(cfg, head), segments=segment_rows(cfg, head, base),
         charts=charts_of(specs, states), gates=gates, notes=tuple(notes), meta=meta,
-        production_gates=production_gates,
+        production_gates=production_gates, pipeline=pipeline,
     )

@@ -3,7 +3,8 @@
 Markdown output goes to a GitHub comment: it must not break the table or code block it sits in, inject HTML,
 or mention people and issues. Every ASCII punctuation character that markdown (GFM, GitHub math) gives meaning to
 is backslash-escaped, HTML's own are written as entities, line breaks become spaces, and `@` / `#` get a zero-width
-space after them so that GitHub links no user, team or issue.
+space after them so that GitHub links no user, team or issue. Bare URLs get one too (after `://`, inside `www.`),
+so that GFM's autolinks turn no `https://...` or `www....` into a link.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ _ZWSP = "&#8203;"
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
 _BACKSLASHED = set("\\`*_{}[]()!|~^$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_SCHEME = re.compile(r"://")
+_WWW = re.compile(r"(?i)(w)(ww\.)")
 
 
 def md(value: object, max_len: int = 200) -> str:
@@ -33,7 +36,8 @@ def md(value: object, max_len: int = 200) -> str:
             out.append("\\" + ch)
         else:
             out.append(ch)
-    return "".join(out)
+    # GFM autolinks (any scheme's `://`, and `www.`): a zero-width space keeps them plain text.
+    return _WWW.sub(r"\1" + _ZWSP + r"\2", _SCHEME.sub("://" + _ZWSP, "".join(out)))
 
 
 _MERMAID_UNSAFE = re.compile(r"[^A-Za-z0-9 _.,:/+\-()%]")

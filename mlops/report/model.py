@@ -109,6 +109,17 @@ class Meta:
 
 
 @dataclass(frozen=True)
+class PipelineFailure:
+    """The pipeline failed before the report was built: what the report must say first."""
+
+    error: str  # the one-line cause (`dvc repro failed: validation failed: check 'Data Duplicates' ...`)
+    stage: str | None  # the stage that failed, when known
+    metrics_reproduced: bool  # False: the stage that writes the metrics never ran, none are shown as this branch's
+    not_reproduced: tuple[str, ...] = ()  # workspace outputs left out because their stage did not run
+    failed: bool = True  # report.json: `"pipeline": {"failed": true, ...}`
+
+
+@dataclass(frozen=True)
 class Report:
     head: State
     base: State | None
@@ -126,6 +137,8 @@ class Report:
     meta: Meta
     # The gates again with production as the reference: what `mlops promote` will check after the merge.
     production_gates: GateReport | None = None
+    # Set when the pipeline failed: the report still shows validation and whatever metrics exist.
+    pipeline: PipelineFailure | None = None
 
     @property
     def headline_row(self) -> MetricRow | None:
