@@ -142,6 +142,8 @@ class Artifact:
 def artifacts(root: Path | str = ".") -> dict[str, Artifact]:
     """Artifacts declared under `artifacts:` in dvc.yaml (the GTO/DVC model registry declaration)."""
     raw = read_dvc_yaml(root).get("artifacts") or {}
+    if not isinstance(raw, dict):
+        raise DvcError(f"{DVC_YAML}: key 'artifacts' must map artifact names to their declarations")
     out = {}
     for name, spec in raw.items():
         if not isinstance(spec, dict) or "path" not in spec:

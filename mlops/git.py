@@ -184,9 +184,28 @@ def push_atomic(remote: str, refspecs: Sequence[str], cwd: Path | str = ".") -> 
     return proc.returncode == 0, refused, first
 
 
-def fetch_tags(remote: str, cwd: Path | str = ".") -> None:
-    """Fetch every tag of REMOTE without moving a local one (a tag that differs there fails the fetch)."""
-    run(["fetch", "--quiet", "--no-write-fetch-head", remote, "refs/tags/*:refs/tags/*"], cwd)
+def fetch_tags(remote: str, cwd: Path | str = ".", artifacts: Sequence[str] = ()) -> None:
+    """Fetch the registry tags of ARTIFACTS (`NAME@*` and `NAME#*`, GTO's names) from REMOTE without moving a
+    local one: a registry tag that differs there fails with git's own rejected line. Other tags (a moving `v1`
+    of the actions, a release tag) are left alone; no ARTIFACTS fetches every tag."""
+    refspecs = [f"refs/tags/{a}{sep}*:refs/tags/{a}{sep}*" for a in artifacts for sep in ("@", "#")] or \
+        ["refs/tags/*:refs/tags/*"]
+    proc = run(["fetch", "--no-tags", "--no-write-fetch-head", remote, *refspecs], cwd, check=False)
+    if proc.returncode != 0:
+        err = [ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
+        rejected = [ln for ln in err if ln.startswith("! ")]
+        first = next((ln for ln in err if ln.startswith(("fatal:", "error:"))), err[0] if err else "")
+        detail = "; ".join(" ".join(ln.split()) for ln in rejected[:3]) or first
+        raise GitError(f"git fetch failed: {detail or 'exit code ' + str(proc.returncode)}")
+
+
+def remote_tags(remote: str, names: Sequence[str], cwd: Path | str = ".") -> set[str]:
+    """Which of the tags NAMES REMOTE has (one `git ls-remote`); GitError when it cannot be reached."""
+    if not names:
+        return set()
+    listed = out(["ls-remote", "--tags", "--refs", remote, *[f"refs/tags/{n}" for n in names]], cwd)
+    have = {line.split("\t", 1)[1].removeprefix("refs/tags/") for line in listed.splitlines() if "\t" in line}
+    return have & set(names)
 
 
 def remote_exists(name: str, cwd: Path | str = ".") -> bool:

@@ -3,6 +3,7 @@ real bare origin, without running the pipeline. dvc.lock's hash of models/ is DV
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -34,13 +35,17 @@ def write_model(repo: Path, *, weights: str = "w0", features: list[dict[str, Any
     (repo / "reports").mkdir(exist_ok=True)
     (repo / "reports/metrics.json").write_text(json.dumps(METRICS if metrics is None else metrics))
     digest = dvc_hash(models)
+    metrics_md5 = hashlib.md5((repo / "reports/metrics.json").read_bytes()).hexdigest()
     lock = {"schema": "2.0", "stages": {
         "prepare": {"cmd": "mlops stage prepare",
                     "deps": [{"path": "data/raw/telco_churn.csv", "hash": "md5",
                               "md5": "b9f3583475e1cf6fdf2eb78604f3cc5f", "size": 822087}],
-                    "params": {"params.yaml": {"split": {"seed": 42, "test_size": 0.2}}}},
+                    "params": {"params.yaml": {"split": {"seed": 42, "test_size": 0.2}}},
+                    "outs": [{"path": "data/prepared", "hash": "md5", "md5": "d.dir"}]},
         "train": {"cmd": "mlops stage train", "deps": [{"path": "data/prepared", "hash": "md5", "md5": "d.dir"}],
                   "outs": [{"path": "models", "hash": "md5", "md5": digest, "size": 1, "nfiles": 2}]},
+        "evaluate": {"cmd": "mlops stage evaluate", "deps": [{"path": "models", "hash": "md5", "md5": digest}],
+                     "outs": [{"path": "reports/metrics.json", "hash": "md5", "md5": metrics_md5}]},
     }}
     (repo / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
     return digest

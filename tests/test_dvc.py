@@ -37,3 +37,11 @@ def test_output_hash_of_a_well_formed_lock() -> None:
     lock = parse_lock("schema: '2.0'\nstages:\n  train:\n    outs:\n    - path: models\n      md5: abc.dir\n")
     assert output_hash(lock, "models/") == "abc.dir"
     assert output_hash(lock, "other") is None
+
+
+def test_artifacts_must_be_a_mapping(tmp_path: Path) -> None:
+    from mlops.dvc import artifacts
+
+    (tmp_path / "dvc.yaml").write_text("artifacts:\n  - churn-model\n")
+    with pytest.raises(DvcError, match=r"dvc\.yaml: key 'artifacts' must map artifact names"):
+        artifacts(tmp_path)

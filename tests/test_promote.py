@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -9,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mlops.cli import app
 from mlops.registry.metadata import parse_block
 from mlops.registry.model import dvc_hash
-from tests.helpers import commit_all, git, runner
+from tests.helpers import commit_all, git, init_repo, runner
 from tests.registry_helpers import FEATURES, METRICS, clone, fake_project, lock_hash, merge, remote_tags
 
 
@@ -60,6 +62,7 @@ def test_first_promotion_registers_v1_with_the_metadata_block_and_pushes(repo: P
     assert block["model_file"] == "models/model.ubj"
     assert block["model_sha256"] == __import__("hashlib").sha256((repo / "models/model.ubj").read_bytes()).hexdigest()
     assert block["data_md5"] == "b9f3583475e1cf6fdf2eb78604f3cc5f"
+    assert block["data"] == {"data/raw/telco_churn.csv": "b9f3583475e1cf6fdf2eb78604f3cc5f"}
     assert len(block["params_sha256"]) == 64
     assert block["metrics"]["test.roc_auc"] == METRICS["test"]["roc_auc"]
     assert [f["name"] for f in block["interface"]["features"]] == [f["name"] for f in FEATURES]
@@ -162,6 +165,113 @@ def test_no_push_creates_the_tag_locally_only(repo: Path) -> None:
     assert remote_tags(repo.parent / "origin.git") == {}
 
 
+def test_a_later_promote_publishes_what_no_push_only_tagged(repo: Path) -> None:
+    origin = repo.parent / "origin.git"
+    head = git(repo, "rev-parse", "HEAD")
+    promote_json("--no-push")
+    out = promote_json()
+    assert (out["action"], out["pushed"], out["published"], out["created"]) == \
+        ("already_registered", True, ["churn-model@v1.0.0"], [])
+    assert remote_tags(origin) == {"churn-model@v1.0.0": head}
+    again = promote_json()
+    assert (again["action"], again["pushed"], again["published"]) == ("already_registered", False, [])
+    # a stage assigned with --no-push, then the same promotion with push on
+    promote_json("--no-push", "--stage", "staging")
+    result = promote("--stage", "staging")
+    assert result.exit_code == 0, result.output
+    assert "published churn-model#staging#1" in result.stdout
+    assert remote_tags(origin) == {"churn-model@v1.0.0": head, "churn-model#staging#1": head}
+    # a new stage tag is never pushed without the version it assigns
+    merge(repo, weights="w2")
+    promote_json("--no-push")
+    out = promote_json("--stage", "production")
+    assert (out["action"], out["created"], out["published"]) == \
+        ("assigned", ["churn-model#production#2"], ["churn-model@v1.0.1"])
+    assert {"churn-model@v1.0.1", "churn-model#production#2"} <= set(remote_tags(origin))
+
+
+def test_an_unrelated_tag_moved_on_origin_does_not_block_promotion(repo: Path) -> None:
+    """The actions' moving `v1` tag (or any other non-registry tag) force-moved on origin after we fetched it."""
+    origin = repo.parent / "origin.git"
+    other = clone(origin, repo.parent / "other")
+    git(other, "tag", "v1")
+    git(other, "push", "-q", "origin", "v1")
+    git(repo, "fetch", "-q", "--tags", "origin")
+    git(other, "commit", "-q", "--allow-empty", "-m", "action release")
+    git(other, "tag", "-f", "v1")
+    git(other, "push", "-q", "-f", "origin", "v1")
+    out = promote_json()
+    assert (out["action"], out["pushed"]) == ("registered", True)
+    assert "churn-model@v1.0.0" in remote_tags(origin)
+
+
+def test_metrics_edited_after_the_pipeline_are_refused(repo: Path) -> None:
+    """reports/metrics.json is a DVC output (git-ignored): its md5 in dvc.lock is what vouches for it."""
+    path = repo / "reports/metrics.json"
+    path.write_text(json.dumps({"test": {"roc_auc": 0.95, "pr_auc": 0.9, "log_loss": 0.1}}))
+    assert_error(promote(), "reports/metrics.json does not match dvc.lock: it changed after the pipeline ran")
+    assert remote_tags(repo.parent / "origin.git") == {}
+    assert git(repo, "tag", "-l") == ""
+    path.unlink()
+    assert_error(promote(), "reports/metrics.json: not found in the workspace")
+
+
+@pytest.mark.parametrize("lock", [{"schema": "2.0", "stages": 5},
+                                  {"schema": "2.0", "stages": {"train": {"cmd": "x", "outs": [5]}}},
+                                  {"schema": "2.0", "stages": {"train": {"cmd": "x", "outs": 5}}},
+                                  {"schema": "2.0", "stages": {"train": {"deps": [{"md5": "a"}]}}}])
+def test_a_malformed_dvc_lock_is_a_one_line_error(repo: Path, lock: dict[str, Any]) -> None:
+    (repo / "dvc.lock").write_text(yaml.safe_dump(lock))
+    commit_all(repo, "odd lock")
+    result = promote()
+    assert_error(result, "dvc.lock")
+    assert len(result.stderr.strip().splitlines()) == 2  # error + hint
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_project_with_only_registry_and_gates_in_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another DVC project: its own artifact, model files, metrics file and data; params.yaml has only the
+    sections promote reads."""
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    repo = init_repo(tmp_path / "fraud")
+    (repo / "params.yaml").write_text(yaml.safe_dump({
+        "registry": {"artifact": "fraud-model", "model_file": "model.pkl", "schema_file": "schema.json"},
+        "gates": {"auc": {"min": 0.7}}}))
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({
+        "stages": {"train": {"cmd": "python train.py", "deps": ["data/tx.csv", "train.py"], "outs": ["model"]},
+                   "score": {"cmd": "python score.py", "deps": ["model"], "metrics": ["eval/scores.json"]}},
+        "artifacts": {"fraud-model": {"path": "model", "type": "model"}}}))
+    (repo / "model").mkdir()
+    (repo / "model/model.pkl").write_bytes(b"pickle")
+    (repo / "model/schema.json").write_text(json.dumps({"features": [{"name": "amount", "type": "float"}],
+                                                        "output": {"name": "p", "type": "float"}}))
+    (repo / "eval").mkdir()
+    (repo / "eval/scores.json").write_text('{"auc": 0.8}')
+    scores_md5 = hashlib.md5(b'{"auc": 0.8}').hexdigest()
+    (repo / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
+        "train": {"cmd": "python train.py", "deps": [{"path": "data/tx.csv", "hash": "md5", "md5": "abc123"},
+                                                     {"path": "train.py", "hash": "md5", "md5": "def456"}],
+                  "outs": [{"path": "model", "hash": "md5", "md5": dvc_hash(repo / "model")}]},
+        "score": {"cmd": "python score.py", "deps": [{"path": "model", "hash": "md5", "md5": "x.dir"}],
+                  "outs": [{"path": "eval/scores.json", "hash": "md5", "md5": scores_md5}]}}}))
+    (repo / ".gitignore").write_text("/model\n/eval\n")
+    commit_all(repo, "fraud project")
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "push", "-q", "origin", "main")
+    monkeypatch.chdir(repo)
+    out = promote_json("--stage", "production")
+    assert (out["action"], out["tag"], out["gates_passed"]) == ("registered", "fraud-model@v1.0.0", True)
+    block = parse_block(tag_message(repo, "fraud-model@v1.0.0"))
+    assert block is not None
+    assert (block["data"], block["data_md5"], block["metrics"]) == ({"data/tx.csv": "abc123"}, "abc123", {"auc": 0.8})
+    assert block["model_file"] == "model/model.pkl"
+    assert set(remote_tags(origin)) == {"fraud-model@v1.0.0", "fraud-model#production#1"}
+    back = runner.invoke(app, ["rollback", "fraud-model"])
+    assert back.exit_code == 1
+    assert "no other version" in back.stderr  # rollback reads the same two sections
+
+
 def test_signs_the_tag_when_a_signing_key_is_configured(repo: Path, tmp_path: Path) -> None:
     if shutil.which("ssh-keygen") is None:
         pytest.skip("ssh-keygen not installed")
@@ -254,7 +364,9 @@ def test_a_local_tag_differing_from_origins_fails_the_fetch(repo: Path) -> None:
     git(other, "push", "-q", "origin", "churn-model@v1.0.0")
     git(repo, "commit", "-q", "--allow-empty", "-m", "local only")
     git(repo, "tag", "-a", "-m", "ours", "churn-model@v1.0.0")
-    assert_error(promote(), "cannot fetch the registry tags from origin")
+    result = promote()
+    assert_error(result, "cannot fetch the registry tags from origin")
+    assert "[rejected] churn-model@v1.0.0 -> churn-model@v1.0.0 (would clobber existing tag)" in result.stderr
 
 
 def test_bad_bump_and_bad_trailer_are_refused(repo: Path) -> None:

@@ -48,12 +48,12 @@ def test_losing_the_race_refetches_and_recomputes(tmp_path: Path, monkeypatch: p
     real = job._publish
     calls: list[int] = []
 
-    def racing(tags: list[Any], root: Path, remote: str | None) -> bool | None:
+    def racing(tags: list[Any], root: Path, remote: str | None, pending: tuple[str, ...] = ()) -> bool | None:
         if not calls:
             won = _mlops(other, "promote", "--json")
             assert won.returncode == 0, won.stderr
         calls.append(1)
-        return real(tags, root, remote)
+        return real(tags, root, remote, pending)
 
     monkeypatch.setattr(job, "_publish", racing)
     result = promote(repo, PromoteOptions())

@@ -108,3 +108,31 @@ def test_dvc_hash_matches_dvc_for_a_directory(tmp_path: Path) -> None:
     recorded = yaml.safe_load((repo / "models.dvc").read_text())["outs"][0]["md5"]
     assert dvc_hash(d) == recorded
     assert dvc_hash(d / "model.ubj") == hashlib.md5(b"\x00\x01model").hexdigest()
+
+
+@pytest.mark.parametrize(("lock", "message"), [
+    ({"stages": 5}, "'stages' must map stage names to stages, not int"),
+    ({"stages": {"train": 5}}, "stage 'train' must be a mapping"),
+    ({"stages": {"train": {"outs": 5}}}, "stage 'train': 'outs' must be a list"),
+    ({"stages": {"train": {"outs": [5]}}}, "stage 'train': each of its outs needs a 'path'"),
+    ({"stages": {"train": {"deps": [{"md5": "a"}]}}}, "stage 'train': each of its deps needs a 'path'"),
+])
+def test_odd_dvc_lock_shapes_are_registry_errors_naming_dvc_lock(lock: dict[str, object], message: str) -> None:
+    from mlops.errors import RegistryError
+    from mlops.registry.model import data_deps, output_hash
+
+    walks = [lambda: data_deps(lock)] + ([] if "deps" in message else [lambda: output_hash(lock, "models")])
+    for walk in walks:
+        with pytest.raises(RegistryError, match=r"dvc\.lock: malformed") as err:
+            walk()
+        assert message in err.value.message
+
+
+def test_data_deps_are_the_inputs_no_stage_produces() -> None:
+    from mlops.registry.model import data_deps
+
+    lock = {"stages": {"prepare": {"deps": [{"path": "data/raw.csv", "md5": "r"}, {"path": "prep.py", "md5": "c"}],
+                                   "outs": [{"path": "data/prepared/", "md5": "p.dir"}]},
+                       "train": {"deps": [{"path": "data/prepared", "md5": "p.dir"}, {"path": "extra/", "md5": "e"}]},
+                       "empty": None}}
+    assert data_deps(lock) == {"data/raw.csv": "r", "extra": "e"}

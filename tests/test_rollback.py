@@ -137,3 +137,29 @@ def test_history_table(repo: Path) -> None:
     assert "register" in lines[0]
     assert "v1.0.0" in lines[0]
     assert "production -> v1.1.0" in lines[3]
+
+
+def _tag_later(repo: Path, name: str, target: str, seconds: int) -> None:
+    """An annotated tag dated SECONDS after the newest registry tag (GTO orders events by tagger date)."""
+    import os
+    import time
+
+    env = {**os.environ, "GIT_COMMITTER_DATE": f"@{int(time.time()) + seconds} +0000"}
+    subprocess.run(["git", "tag", "-a", "-m", name, name, target], cwd=repo, env=env, check=True)
+
+
+def test_a_deregistered_version_leaves_its_stages_as_gto_says(repo: Path) -> None:
+    two_versions_in_production(repo)  # production: v1.0.0 (#1), then v1.1.0 (#2)
+    cli_json("promote", "--stage", "staging")  # staging: v1.1.0 (#3)
+    _tag_later(repo, "churn-model@v1.1.0!", "churn-model@v1.1.0^{}", 10)  # `gto deprecate churn-model v1.1.0`
+    shown = cli_json("registry", "show")["artifacts"]["churn-model"]
+    # production falls back to its assignment before, staging had no other: gone
+    assert (shown["latest"], shown["stages"]) == ("v1.0.0", {"production": "v1.0.0"})
+    assert_gto_agrees(repo)
+    # an assignment made at a deregistered version's commit assigns nothing
+    _tag_later(repo, "churn-model#qa#9", "churn-model@v1.1.0^{}", 20)
+    assert cli_json("registry", "show")["artifacts"]["churn-model"]["stages"] == {"production": "v1.0.0"}
+    assert_gto_agrees(repo)
+    back = runner.invoke(app, ["rollback", "churn-model"])  # production had no other (registered) version
+    assert back.exit_code == 1
+    assert "no other version" in back.stderr

@@ -45,7 +45,8 @@ def result_json(r: PromoteResult) -> dict[str, Any]:
     """`mlops promote --json` / `mlops rollback --json`: one object, keys stable."""
     return {"action": r.action, "artifact": r.artifact, "version": r.version, "tag": f"{r.artifact}@{r.version}",
             "commit": r.commit, "bump": r.bump, "bump_reason": r.bump_reason, "stage": r.stage,
-            "stage_tag": r.stage_tag, "previous": r.previous, "created": list(r.created), "pushed": r.pushed,
+            "stage_tag": r.stage_tag, "previous": r.previous, "created": list(r.created),
+            "published": list(r.published), "pushed": r.pushed,
             "attempts": r.attempts, "gates_passed": r.gates.passed if r.gates else None}
 
 
@@ -65,6 +66,8 @@ def _say(r: PromoteResult) -> None:
         echo(f"rolled back {r.stage}: {r.artifact} {r.previous} -> {r.version} ({r.stage_tag}); {where}")
     if r.stage_tag and r.action != "rolled_back":
         echo(f"assigned {r.stage} -> {tag} ({r.stage_tag}); {where}")
+    if r.published:
+        echo(f"published {', '.join(r.published)} (made earlier without pushing)")
     if r.gates is not None and state.verbose:
         echo(gate_table(r.gates))
     if state.verbose:

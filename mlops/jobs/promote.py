@@ -14,13 +14,26 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
 
 from mlops import __version__, dvc, git
-from mlops.config import PARAMS_FILE, Params, load_params
-from mlops.errors import DvcError, GateFailed, GitError, NothingToRollBack, RefNotFound, RegistryError, TagConflict
+from mlops.config import PARAMS_FILE, GateSpec, RegistryParams
+from mlops.errors import (
+    DvcError,
+    GateFailed,
+    GitError,
+    NothingToRollBack,
+    ParamsInvalid,
+    RefNotFound,
+    RegistryError,
+    TagConflict,
+)
 from mlops.gates import GateReport, evaluate_gates, flatten_metrics
 from mlops.progress import Progress, silent
-from mlops.registry import metadata, publish
+from mlops.registry import metadata, model, publish
 from mlops.registry.interface import BUMPS, bump_version, diff_interfaces, parse_interface
 from mlops.registry.model import ModelFacts, collect_facts
 from mlops.registry.publish import NewTag
@@ -36,7 +49,6 @@ from mlops.registry.tags import (
     semver_key,
 )
 
-METRICS_FILE = "reports/metrics.json"
 TRAILER = "model-version"  # `Model-Version: major|minor|patch` in the merge commit's message
 
 
@@ -66,6 +78,7 @@ class PromoteResult:
     gates: GateReport | None = None
     pushed: bool = False
     attempts: int = 1
+    published: tuple[str, ...] = ()  # tags made earlier (e.g. with --no-push) that this run pushed
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -80,6 +93,52 @@ class GatesBlocked(GateFailed):
         self.report = report
 
 
+# --- config -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """The sections of params.yaml that promote and rollback read: any DVC project's params.yaml works."""
+
+    registry: RegistryParams
+    gates: dict[str, GateSpec]
+
+
+def load_registry_config(root: Path) -> RegistryConfig:
+    """`registry:` and `gates:` of ROOT/params.yaml (both optional; other sections are not read)."""
+    path = root / PARAMS_FILE
+    raw: Any = {}
+    if path.is_file():
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ParamsInvalid(f"{path}:{where}: not valid YAML") from None
+        except UnicodeDecodeError:
+            raise ParamsInvalid(f"{path}: not valid UTF-8 text") from None
+    if not isinstance(raw, dict):
+        raise ParamsInvalid(f"{path}: top level must be a mapping of sections")
+    section = "registry"
+    try:
+        registry = RegistryParams.model_validate(raw.get("registry") or {})
+        section = "gates"
+        gates_raw = raw.get("gates") or {}
+        if not isinstance(gates_raw, dict):
+            raise ParamsInvalid(f"{path}: key 'gates' must map metric names to rules",
+                                hint="see the params.yaml reference in the README")
+        gates = {}
+        for metric, spec in gates_raw.items():
+            section = f"gates.{metric}"
+            gates[str(metric)] = GateSpec.model_validate(spec or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in (section, *err["loc"]))
+        what = f"unknown key '{loc}'" if err["type"] == "extra_forbidden" else f"key '{loc}': {err['msg']}"
+        raise ParamsInvalid(f"{path}: {what}", hint="see the params.yaml reference in the README") from None
+    return RegistryConfig(registry, gates)
+
+
 # --- helpers ------------------------------------------------------------------------------------------------
 
 
@@ -87,7 +146,7 @@ def _block(info: VersionInfo | None) -> dict[str, object] | None:
     return metadata.parse_block(info.message) if info else None
 
 
-def recorded_hash(info: VersionInfo, root: Path, params: Params, path: str) -> str | None:
+def recorded_hash(info: VersionInfo, root: Path, path: str) -> str | None:
     """The artifact hash a version recorded: its tag's block, else dvc.lock at its commit (tags by other tools)."""
     block = _block(info)
     if block and block.get("dvc_md5"):
@@ -96,13 +155,13 @@ def recorded_hash(info: VersionInfo, root: Path, params: Params, path: str) -> s
     if raw is None:
         return None
     try:
-        return dvc.output_hash(dvc.parse_lock(raw), path)
-    except (DvcError, AttributeError, TypeError):  # a malformed old dvc.lock just means "unknown"
+        return model.output_hash(dvc.parse_lock(raw), path)
+    except (DvcError, RegistryError):  # a malformed old dvc.lock just means "unknown"
         return None
 
 
-def _check_tree(root: Path, params: Params, allow_branch: bool) -> None:
-    main = params.registry.main_branch
+def _check_tree(root: Path, reg: RegistryParams, allow_branch: bool) -> None:
+    main = reg.main_branch
     branch = git.current_branch(root)
     if branch != main and not allow_branch:
         on_main = branch is None and git.ref_exists(f"refs/heads/{main}", root) and \
@@ -118,16 +177,36 @@ def _check_tree(root: Path, params: Params, allow_branch: bool) -> None:
                             hint="commit or discard them first (dvc.lock must be committed with the model)")
 
 
-def _head_metrics(root: Path) -> dict[str, float]:
-    path = root / METRICS_FILE
+def _head_metrics(root: Path, lock: dict[str, Any], notes: list[str]) -> dict[str, float]:
+    """The metrics the gates check and the tag records: every metrics file dvc.yaml declares, each checked
+    against its md5 in dvc.lock (a DVC output: `git status` cannot see an edit to it)."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RegistryError(f"{METRICS_FILE}: not found: the gates need the model's metrics",
-                            hint="run the pipeline (`mlops run` or `dvc repro`) first") from None
-    except ValueError:
-        raise RegistryError(f"{METRICS_FILE}: not valid JSON") from None
-    return flatten_metrics(raw) if isinstance(raw, dict) else {}
+        paths = dvc.metrics_paths(dvc.read_dvc_yaml(root))
+    except (DvcError, AttributeError, TypeError) as exc:
+        raise RegistryError(f"cannot read the metrics declared in {dvc.DVC_YAML}: "
+                            f"{getattr(exc, 'message', None) or 'malformed'}") from None
+    if not paths:
+        notes.append(f"{dvc.DVC_YAML} declares no metrics: the gates have nothing to check")
+    metrics: dict[str, float] = {}
+    for rel in paths:
+        if not model.check_output_file(root, lock, rel) and git.show_file("HEAD", rel, root) is None:
+            raise RegistryError(f"{rel}: neither an output in dvc.lock nor committed: cannot tell that these "
+                                "metrics belong to this model", hint="run `dvc repro` and commit dvc.lock")
+        path = root / rel
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RegistryError(f"{rel}: not found: the gates need the model's metrics",
+                                hint="run the pipeline (`mlops run` or `dvc repro`) first") from None
+        except UnicodeDecodeError:
+            raise RegistryError(f"{rel}: not valid UTF-8 text") from None
+        try:
+            raw = json.loads(text) if rel.endswith(".json") else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError):
+            raise RegistryError(f"{rel}: not valid {'JSON' if rel.endswith('.json') else 'YAML'}") from None
+        for key, value in (flatten_metrics(raw) if isinstance(raw, dict) else {}).items():
+            metrics.setdefault(key, value)
+    return metrics
 
 
 def _pr_number(root: Path) -> int | None:
@@ -153,22 +232,22 @@ def _tag_date(events: list[TagEvent], artifact: str, offset: int = 0) -> str:
     return f"@{when} +0000"
 
 
-def _remote(params: Params, options: PromoteOptions, root: Path) -> str | None:
+def _remote(reg: RegistryParams, options: PromoteOptions, root: Path) -> str | None:
     if not options.push:
         return None
-    remote = options.remote or params.registry.remote
+    remote = options.remote or reg.remote
     if not git.remote_exists(remote, root):
         raise RegistryError(f"no git remote '{remote}' to push the registry tags to",
                             hint="add the remote, pass --remote NAME, or --no-push to tag locally only")
     return remote
 
 
-def _fetch(remote: str | None, root: Path, progress: Progress) -> None:
+def _fetch(remote: str | None, root: Path, progress: Progress, artifact: str) -> None:
     if remote is None:
         return
-    progress(f"registry: fetching tags from {remote}")
+    progress(f"registry: fetching {artifact}'s tags from {remote}")
     try:
-        git.fetch_tags(remote, root)
+        git.fetch_tags(remote, root, [artifact])
     except GitError as exc:
         raise TagConflict(f"cannot fetch the registry tags from {remote}: {exc.message}",
                           hint="a local tag differs from the remote's one of the same name (tags are never moved: "
@@ -186,12 +265,30 @@ def _assign_tag(art: ArtifactState, version: VersionInfo, stage: str, number: in
     return NewTag(name, version.commit, metadata.render_message(head, block), date)
 
 
-def _publish(tags: list[NewTag], root: Path, remote: str | None) -> bool | None:
-    """Create TAGS locally, then push them atomically. None: not pushed (--no-push); False: lost a race."""
+def _publish(tags: list[NewTag], root: Path, remote: str | None, pending: tuple[str, ...] = ()) -> bool | None:
+    """Create TAGS locally, then push them (and PENDING: existing local tags that the remote lacks) atomically.
+    None: not pushed (--no-push); False: lost a race."""
     made = publish.create_local(tags, root)
     if remote is None:
         return None
-    return publish.push([t.name for t in tags], made, remote, root)
+    return publish.push([t.name for t in tags] + [p for p in pending if p not in {t.name for t in tags}], made,
+                        remote, root)
+
+
+def _unpublished(plan: _Plan, remote: str | None, root: Path) -> tuple[str, ...]:
+    """The existing tags PLAN's outcome stands on (its version's, its stage's) that REMOTE does not have: made
+    with --no-push, say. They are pushed with the plan's new tags, so that the remote never gets an assignment
+    of a version it does not know, and a later promote publishes what an earlier one only tagged."""
+    new = {t.name for t in plan.tags}
+    wanted = [n for n in dict.fromkeys(plan.relies) if n and n not in new]
+    if remote is None or not wanted:
+        return ()
+    try:
+        have = git.remote_tags(remote, wanted, root)
+    except GitError as exc:
+        raise RegistryError(f"cannot list the registry tags of {remote}: {exc.message}",
+                            hint="check that the remote is reachable") from None
+    return tuple(n for n in wanted if n not in have)
 
 
 # --- promote ------------------------------------------------------------------------------------------------
@@ -201,6 +298,7 @@ def _publish(tags: list[NewTag], root: Path, remote: str | None) -> bool | None:
 class _Plan:
     result: PromoteResult
     tags: list[NewTag]
+    relies: tuple[str, ...] = ()  # existing tags the outcome stands on: published with the new ones if needed
 
 
 def _decide_bump(options: PromoteOptions, trailer: str | None, latest: VersionInfo, facts: ModelFacts,
@@ -223,12 +321,13 @@ def _decide_bump(options: PromoteOptions, trailer: str | None, latest: VersionIn
     return diff.bump, diff.reason
 
 
-def _plan_register(root: Path, params: Params, options: PromoteOptions, events: list[TagEvent],
-                   facts: ModelFacts, metrics: dict[str, float], head: str, trailer: str | None) -> _Plan:
-    reg = params.registry
+def _plan_register(root: Path, cfg: RegistryConfig, options: PromoteOptions, events: list[TagEvent],
+                   facts: ModelFacts, metrics: dict[str, float], head: str, trailer: str | None,
+                   metric_notes: tuple[str, ...] = ()) -> _Plan:
+    reg = cfg.registry
     name = reg.artifact
     art = build_state(events).get(name) or ArtifactState(name)
-    notes: list[str] = []
+    notes: list[str] = list(metric_notes)
     stage = options.stage
     version = art.version_at(head)
     action = "already_registered"
@@ -237,7 +336,7 @@ def _plan_register(root: Path, params: Params, options: PromoteOptions, events: 
     report = None
     if version is None:
         latest = art.latest()
-        if latest is not None and recorded_hash(latest, root, params, facts.path) == facts.dvc_md5:
+        if latest is not None and recorded_hash(latest, root, facts.path) == facts.dvc_md5:
             version, action = latest, "unchanged"
         else:
             production = art.stages.get(reg.production_stage)
@@ -246,7 +345,7 @@ def _plan_register(root: Path, params: Params, options: PromoteOptions, events: 
             if production is not None and not isinstance(prod_metrics, dict):
                 notes.append(f"{production.tag} records no metrics: relative gates have nothing to compare with")
             reference = flatten_metrics(prod_metrics) if isinstance(prod_metrics, dict) else None
-            report = evaluate_gates(params.gates, metrics, reference, reg.production_stage)
+            report = evaluate_gates(cfg.gates, metrics, reference, reg.production_stage)
             if not report.passed:
                 raise GatesBlocked(report)
             # every registration tag ever made counts: a deregistered number is never reused
@@ -269,9 +368,12 @@ def _plan_register(root: Path, params: Params, options: PromoteOptions, events: 
             version = VersionInfo(name, new, tag, head, "", "", "")
             action = "registered"
     stage_tag = previous = None
+    relies = [version.tag]
     if stage:
         current = art.stages.get(stage)
         previous = current.version if current else None
+        if current is not None and current.version == version.version:
+            relies.append(art.stage_tags.get(stage, ""))
         if current is None or current.version != version.version:
             number = art.last_number + 1
             stage_tag = f"{name}#{stage}#{number}"
@@ -284,10 +386,10 @@ def _plan_register(root: Path, params: Params, options: PromoteOptions, events: 
     result = PromoteResult(action=action, artifact=name, version=version.version, commit=version.commit,
                            created=tuple(t.name for t in tags), bump=bump, bump_reason=reason, stage=stage,
                            stage_tag=stage_tag, previous=previous, gates=report, notes=tuple(notes))
-    return _Plan(result, tags)
+    return _Plan(result, tags, tuple(relies))
 
 
-def _plan_assign_ref(params: Params, options: PromoteOptions, events: list[TagEvent]) -> _Plan:
+def _plan_assign_ref(options: PromoteOptions, events: list[TagEvent]) -> _Plan:
     ref, stage = options.ref or "", options.stage
     parsed = parse_tag_name(ref)
     if parsed is None or parsed.kind != "register" or not parsed.version:
@@ -302,13 +404,14 @@ def _plan_assign_ref(params: Params, options: PromoteOptions, events: list[TagEv
     current = art.stages.get(stage)
     if current is not None and current.version == version.version:
         return _Plan(PromoteResult(action="already_assigned", artifact=art.name, version=version.version,
-                                   commit=version.commit, stage=stage, previous=current.version), [])
+                                   commit=version.commit, stage=stage, previous=current.version), [],
+                     (version.tag, art.stage_tags.get(stage, "")))
     number = art.last_number + 1
     tag = _assign_tag(art, version, stage, number, "promote", _tag_date(events, art.name),
                       current.version if current else None)
     return _Plan(PromoteResult(action="assigned", artifact=art.name, version=version.version, commit=version.commit,
                                created=(tag.name,), stage=stage, stage_tag=tag.name,
-                               previous=current.version if current else None), [tag])
+                               previous=current.version if current else None), [tag], (version.tag,))
 
 
 def promote(root: Path = Path("."), options: PromoteOptions = PromoteOptions(),
@@ -318,35 +421,45 @@ def promote(root: Path = Path("."), options: PromoteOptions = PromoteOptions(),
         raise RegistryError(f"--bump '{options.bump}' is not one of auto, {', '.join(BUMPS)}",
                             hint="omit --bump to derive it from the model's interface")
     root = git.toplevel(root)
-    params = load_params(root / PARAMS_FILE)
-    remote = _remote(params, options, root)
+    cfg = load_registry_config(root)
+    remote = _remote(cfg.registry, options, root)
     inputs: tuple[ModelFacts, dict[str, float], str] | None = None
     trailer = None
+    metric_notes: list[str] = []
     if options.ref is None:
-        _check_tree(root, params, options.allow_branch)
-        inputs = (collect_facts(root, params), _head_metrics(root), git.head(root))
+        _check_tree(root, cfg.registry, options.allow_branch)
+        facts = collect_facts(root, cfg.registry)
+        inputs = (facts, _head_metrics(root, model.read_lock(root), metric_notes), git.head(root))
         trailer = git.trailers("HEAD", root).get(TRAILER, "").lower() or None
         if trailer is not None and trailer not in BUMPS:
             raise RegistryError(f"commit trailer 'Model-Version: {trailer}' is not one of {', '.join(BUMPS)}",
                                 hint="fix the trailer or pass --bump")
-    attempts = params.registry.push_retries + 1
+        artifact = cfg.registry.artifact
+    else:
+        parsed = parse_tag_name(options.ref)
+        artifact = parsed.artifact if parsed is not None else cfg.registry.artifact
+    attempts = cfg.registry.push_retries + 1
     for attempt in range(1, attempts + 1):
-        _fetch(remote, root, progress)
+        _fetch(remote, root, progress, artifact)
         events, _ = read_events(root)
         if inputs is None:
-            plan = _plan_assign_ref(params, options, events)
+            plan = _plan_assign_ref(options, events)
         else:
-            plan = _plan_register(root, params, options, events, *inputs, trailer)
-        if not plan.tags:
+            plan = _plan_register(root, cfg, options, events, *inputs, trailer, tuple(metric_notes))
+        pending = _unpublished(plan, remote, root)
+        if not plan.tags and not pending:
             return _with(plan.result, attempts=attempt)
-        progress(f"registry: creating {', '.join(t.name for t in plan.tags)}")
-        pushed = _publish(plan.tags, root, remote)
+        if plan.tags:
+            progress(f"registry: creating {', '.join(t.name for t in plan.tags)}")
+        if pending:
+            progress(f"registry: publishing {', '.join(pending)} (made earlier, never pushed)")
+        pushed = _publish(plan.tags, root, remote, pending)
         if pushed is None:
             return _with(plan.result, attempts=attempt)
         if pushed:
-            return _with(plan.result, pushed=True, attempts=attempt)
-        progress(f"registry: {remote} already has {' or '.join(t.name for t in plan.tags)} (a concurrent "
-                 f"promotion won); fetching and recomputing ({attempt}/{attempts})")
+            return _with(plan.result, pushed=True, attempts=attempt, published=pending)
+        progress(f"registry: {remote} already has {' or '.join([*(t.name for t in plan.tags), *pending])} (a "
+                 f"concurrent promotion won); fetching and recomputing ({attempt}/{attempts})")
     raise RegistryError(f"lost {attempts} races for the next registry tag in a row; nothing was tagged",
                         hint="rerun the promotion (it is idempotent), or serialise promotions with a concurrency "
                              "group")
@@ -376,7 +489,8 @@ def _plan_rollback(events: list[TagEvent], artifact: str, stage: str, to: str | 
                               hint=f"see `mlops registry history {artifact}`")
         if target.version == current.version:
             return _Plan(PromoteResult(action="already_assigned", artifact=artifact, version=current.version,
-                                       commit=current.commit, stage=stage, previous=current.version), [])
+                                       commit=current.commit, stage=stage, previous=current.version), [],
+                         (current.tag, art.stage_tags.get(stage, "")))
     else:
         target = None
         for h in reversed(history(events, artifact)):
@@ -392,29 +506,32 @@ def _plan_rollback(events: list[TagEvent], artifact: str, stage: str, to: str | 
                       current.version)
     return _Plan(PromoteResult(action="rolled_back", artifact=artifact, version=target.version, commit=target.commit,
                                created=(tag.name,), stage=stage, stage_tag=tag.name, previous=current.version),
-                 [tag])
+                 [tag], (target.tag,))
 
 
 def rollback(artifact: str, root: Path = Path("."), *, to: str | None = None, stage: str | None = None,
              push: bool = True, remote: str | None = None, progress: Progress = silent) -> PromoteResult:
     """Assign STAGE (production) to the version it had before (or TO) with a new stage tag; history keeps both."""
     root = git.toplevel(root)
-    params = load_params(root / PARAMS_FILE)
-    stage = stage or params.registry.production_stage
+    reg = load_registry_config(root).registry
+    stage = stage or reg.production_stage
     if to is not None and not to.startswith("v"):
         to = f"v{to}"
-    target_remote = _remote(params, PromoteOptions(push=push, remote=remote), root)
-    attempts = params.registry.push_retries + 1
+    target_remote = _remote(reg, PromoteOptions(push=push, remote=remote), root)
+    attempts = reg.push_retries + 1
     for attempt in range(1, attempts + 1):
-        _fetch(target_remote, root, progress)
+        _fetch(target_remote, root, progress, artifact)
         events, _ = read_events(root)
         plan = _plan_rollback(events, artifact, stage, to)
-        if not plan.tags:
+        pending = _unpublished(plan, target_remote, root)
+        if not plan.tags and not pending:
             return _with(plan.result, attempts=attempt)
-        progress(f"registry: creating {plan.tags[0].name}")
-        pushed = _publish(plan.tags, root, target_remote)
+        if plan.tags:
+            progress(f"registry: creating {plan.tags[0].name}")
+        pushed = _publish(plan.tags, root, target_remote, pending)
         if pushed is None or pushed:
-            return _with(plan.result, pushed=bool(pushed), attempts=attempt)
-        progress(f"registry: {target_remote} already has {plan.tags[0].name}; fetching and recomputing")
+            return _with(plan.result, pushed=bool(pushed), attempts=attempt, published=pending if pushed else ())
+        progress(f"registry: {target_remote} already has {plan.tags[0].name if plan.tags else pending[0]}; "
+                 "fetching and recomputing")
     raise RegistryError(f"lost {attempts} races for the next stage tag in a row; nothing was tagged",
                         hint="rerun the rollback")

@@ -118,6 +118,7 @@ class ArtifactState:
     name: str
     versions: dict[str, VersionInfo] = field(default_factory=dict)  # registered and not deregistered
     stages: dict[str, VersionInfo] = field(default_factory=dict)  # current assignment of each stage
+    stage_tags: dict[str, str] = field(default_factory=dict)  # the tag (NAME#STAGE#N) of each current assignment
     last_number: int = 0  # the highest NAME#STAGE#N seen: the next assignment uses N+1
 
     def latest(self) -> VersionInfo | None:
@@ -132,27 +133,40 @@ class ArtifactState:
 
 
 def build_state(events: list[TagEvent]) -> dict[str, ArtifactState]:
-    """Fold events in time order into each artifact's versions and current stages."""
+    """Fold events in time order into each artifact's versions and current stages.
+
+    As GTO 1.10.1 does: a stage is at the version of its latest assignment among the versions still registered.
+    Deregistering a version withdraws its assignments (the stage falls back to the one before, or to none), and
+    an assignment made at the commit of a deregistered version assigns nothing."""
     state: dict[str, ArtifactState] = {}
-    all_versions: dict[str, dict[str, VersionInfo]] = {}
-    by_commit: dict[tuple[str, str], list[VersionInfo]] = {}  # every registration ever made, by its commit
+    by_commit: dict[tuple[str, str], list[VersionInfo]] = {}  # registered versions, by their commit
+    assigned: dict[tuple[str, str], list[tuple[VersionInfo, str]]] = {}  # (artifact, stage) -> (version, tag)s
     for e in events:
         art = state.setdefault(e.artifact, ArtifactState(e.artifact))
-        known = all_versions.setdefault(e.artifact, {})
         if e.kind == "register" and e.version:
             info = VersionInfo(e.artifact, e.version, e.tag, e.commit, e.created, e.tagger, e.message)
             art.versions[e.version] = info
-            known[e.version] = info
             by_commit.setdefault((e.artifact, e.commit), []).append(info)
         elif e.kind == "deregister" and e.version:
-            art.versions.pop(e.version, None)
+            gone = art.versions.pop(e.version, None)
+            if gone is not None:
+                here = by_commit.get((e.artifact, gone.commit), [])
+                by_commit[(e.artifact, gone.commit)] = [v for v in here if v.version != e.version]
+                for (name, _), entries in assigned.items():
+                    if name == e.artifact:
+                        entries[:] = [(v, t) for v, t in entries if v.version != e.version]
         elif e.kind == "assign" and e.stage:
             art.last_number = max(art.last_number, e.number or 0)
-            here = by_commit.get((e.artifact, e.commit))
-            if here:
-                art.stages[e.stage] = max(here, key=lambda v: semver_key(v.version))
+            at = by_commit.get((e.artifact, e.commit))
+            if at:
+                assigned.setdefault((e.artifact, e.stage), []).append(
+                    (max(at, key=lambda v: semver_key(v.version)), e.tag))
         elif e.kind == "unassign" and e.stage:
-            art.stages.pop(e.stage, None)
+            assigned.pop((e.artifact, e.stage), None)
+    for (name, stage), entries in assigned.items():
+        if entries:
+            state[name].stages[stage] = entries[-1][0]
+            state[name].stage_tags[stage] = entries[-1][1]
     return state
 
 
