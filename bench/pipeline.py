@@ -117,7 +117,10 @@ def main() -> None:
                                     for _ in range(3))
         our = ours(root)
         defaults = default_suites(root)
-    ratio = float(our["checks_with_html_seconds"]) / float(defaults["checks_seconds"])  # type: ignore[arg-type]
+    # Like for like: both sides run their checks with displays computed and export no HTML; our HTML export
+    # (which the default suites would pay too) is reported beside it.
+    ratio = float(our["checks_seconds"]) / float(defaults["checks_seconds"])  # type: ignore[arg-type]
+    ratio_html = float(our["checks_with_html_seconds"]) / float(defaults["checks_seconds"])  # type: ignore[arg-type]
     print(json.dumps({
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "cold_pipeline_seconds": cold,
@@ -128,6 +131,7 @@ def main() -> None:
         "validate_checks": our,
         "default_suites": defaults,
         "checks_ratio_ours_over_default": round(ratio, 4),
+        "checks_plus_our_html_export_ratio": round(ratio_html, 4),
         "targets": {"checks_ratio_max": 0.1, "validate_stage_max_seconds": 10,
                     "checks_ratio_met": ratio <= 0.1, "validate_stage_met": validate_stage < 10},
     }, indent=2))

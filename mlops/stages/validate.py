@@ -151,18 +151,21 @@ _SCRIPT_RE = re.compile(r"<script\b[^>]*>.*?</script>", re.S)
 # Random ids in deepchecks' export: plotly's div uuids, pandas Styler table ids, deepchecks' section ids.
 _RANDOM_IDS = (
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"),
-     lambda n: f"00000000-0000-4000-8000-{n:012d}"),
+     lambda n: f"a0000000-0000-4000-8000-{n:012d}"),
     (re.compile(r"(?<=T_)[0-9a-f]{5}(?![0-9a-zA-Z])"), lambda n: f"{n:05x}"),
-    (re.compile(r"(?<![A-Za-z0-9])[A-Z0-9]{25}(?![A-Za-z0-9])"), lambda n: f"ID{n:023d}"),
+    # Only after "_" (summary_X, DataDuplicates_X): a bare 25-letter pattern also matches inside plotly's base64
+    # figure data ("bdata"), which base64 never writes with "_".
+    (re.compile(r"(?<=_)[A-Z0-9]{25}(?![A-Za-z0-9])"), lambda n: f"ID{n:023d}"),
 )
 
 
-def _normalise_ids(text: str) -> str:
-    for pattern, make in _RANDOM_IDS:
-        seen: dict[str, str] = {}
+def _normalise_ids(text: str, seen: list[dict[str, str]]) -> str:
+    """Renumber random ids in TEXT; SEEN (one map per pattern) is shared by every chunk of a page, so a chart's
+    <div id> and the script that draws into it keep matching."""
+    for (pattern, make), mapping in zip(_RANDOM_IDS, seen, strict=True):
 
-        def stable(m: re.Match[str], seen: dict[str, str] = seen, make: Callable[[int], str] = make) -> str:
-            return seen.setdefault(m.group(0), make(len(seen)))
+        def stable(m: re.Match[str], mapping: dict[str, str] = mapping, make: Callable[[int], str] = make) -> str:
+            return mapping.setdefault(m.group(0), make(len(mapping)))
 
         text = pattern.sub(stable, text)
     return text
@@ -174,8 +177,9 @@ _PROLOGUE = re.compile(r"The suite is composed of various checks such as: [^<]*?
 def stabilise_html(html: str, check_names: list[str] | None = None) -> str:
     """Make deepchecks' HTML export small and byte-reproducible, so dvc.lock does not change on every run.
 
-    - Exact repeats of large inline scripts are dropped: deepchecks inlines plotly.js (4.8 MB) once per section,
-      and the first copy defines the global `Plotly` that every later chart uses (the page stays self-contained).
+    - Exact repeats of large inline scripts are dropped: deepchecks inlines plotly.js (4.8 MB) once per chart
+      section, and the first copy defines the global `Plotly` that every later chart uses (self-contained page).
+    - The copy deepchecks wraps in a requirejs `define` is dropped: we export without requirejs, so it never runs.
     - Random ids (uuid4 div ids, Styler table ids, section ids) are renumbered in order of first appearance,
       consistently across the page; library scripts are left untouched.
     - The prologue's sample of check names (a `set` in iteration order, which differs per process) becomes the
@@ -185,18 +189,21 @@ def stabilise_html(html: str, check_names: list[str] | None = None) -> str:
         names = ", ".join(sorted(set(check_names)))
         html = _PROLOGUE.sub(lambda _m: f"The suite is composed of these checks: {names}.", html, count=1)
     seen: set[int] = set()
+    ids: list[dict[str, str]] = [{} for _ in _RANDOM_IDS]
     parts: list[str] = []
     last = 0
     for m in _SCRIPT_RE.finditer(html):
-        parts.append(_normalise_ids(html[last:m.start()]))
+        parts.append(_normalise_ids(html[last:m.start()], ids))
         block = m.group(0)
         if len(block) < _BIG_SCRIPT:
-            parts.append(_normalise_ids(block))
+            parts.append(_normalise_ids(block, ids))
+        elif "define('plotly'" in block[:2000]:
+            pass  # requirejs-only wrapper: inert in a page without requirejs
         elif hash(block) not in seen:
             seen.add(hash(block))
             parts.append(block)
         last = m.end()
-    parts.append(_normalise_ids(html[last:]))
+    parts.append(_normalise_ids(html[last:], ids))
     return "".join(parts)
 
 
