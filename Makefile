@@ -37,6 +37,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/mlops run
+	$(BIN)/python bench/report.py
+	$(BIN)/python bench/registry.py
 
 lock:
 	$(BIN)/uv pip compile -q --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

@@ -337,3 +337,12 @@ def test_a_report_that_cannot_be_built_never_masks_the_pipeline_error(tmp_path: 
     with pytest.raises(DvcError, match="Data Duplicates"):
         pipeline.run_with_report(tmp_path, said.append)
     assert any("could not be built" in line and "template exploded" in line for line in said)
+
+
+def test_mlops_run_on_another_projects_pipeline(small: Path) -> None:
+    """Its params.yaml is its own: `mlops run` checks our schema only for stages that run `mlops stage`."""
+    set_param(small, "alpha: 0.5", "alpha: 0.6")
+    result = runner.invoke(app, ["run", "--base", "main"])
+    assert result.exit_code == 0, result.output
+    assert "stages run: fit" in result.output
+    assert (small / "reports" / "report.md").is_file()
