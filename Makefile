@@ -11,10 +11,12 @@ export DVC_NO_ANALYTICS := 1
 
 .PHONY: run test test-fast lint bench lock clean
 
+# --compile-bytecode: uv does not write .pyc at install (pip does); where PYTHONDONTWRITEBYTECODE is set, every
+# process would otherwise compile deepchecks, scipy and sklearn from source (seconds on each import).
 $(STAMP): requirements/dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	@$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements/dev.lock
+	@$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes --compile-bytecode requirements/dev.lock
 	@$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
