@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -198,13 +199,15 @@ def parse_params(raw: object, source: str = PARAMS_FILE) -> Params:
                             hint="see the params.yaml reference in the README") from None
 
 
-def load_params(path: Path | str = PARAMS_FILE) -> Params:
-    """Read and check params.yaml; ParamsInvalid names the file and the key on any problem."""
+def read_params_file(path: Path | str, *, required: bool = True) -> Any:
+    """The YAML in PATH (None when it is absent and not REQUIRED); ParamsInvalid with the line on bad YAML."""
     p = Path(path)
     if not p.is_file():
+        if not required:
+            return None
         raise ParamsInvalid(f"{p}: file not found", hint="run from the project root or create params.yaml")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}:" if mark is not None else ""
@@ -212,4 +215,43 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
         raise ParamsInvalid(f"{p}:{where} not valid YAML: {problem}") from None
     except UnicodeDecodeError:
         raise ParamsInvalid(f"{p}: not valid UTF-8 text") from None
-    return parse_params(raw, str(p))
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> Params:
+    """Read and check params.yaml; ParamsInvalid names the file and the key on any problem."""
+    return parse_params(read_params_file(path), str(path))
+
+
+@dataclass(frozen=True)
+class Sections:
+    """The sections of params.yaml that the report, the gates and the registry read, and only those: any
+    project's params.yaml works, whatever else it holds."""
+
+    report: ReportParams
+    gates: dict[str, GateSpec]
+    registry: RegistryParams
+
+
+def load_sections(path: Path | str = PARAMS_FILE) -> Sections:
+    """`report:`, `gates:` and `registry:` of PATH (each optional, and the file too); errors name the key."""
+    raw = read_params_file(path, required=False) or {}
+    if not isinstance(raw, dict):
+        raise ParamsInvalid(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
+    gates_raw = raw.get("gates") or {}
+    if not isinstance(gates_raw, dict):
+        raise ParamsInvalid(f"{path}: key 'gates' must map metric names to rules",
+                            hint="e.g. `gates: {test.roc_auc: {min: 0.8, max_drop: 0.005}}`")
+    section = "report"
+    try:
+        report = ReportParams.model_validate(raw.get("report") or {})
+        section = "registry"
+        registry = RegistryParams.model_validate(raw.get("registry") or {})
+        gates = {}
+        for metric, spec in gates_raw.items():
+            section = f"gates.{metric}"
+            gates[str(metric)] = GateSpec.model_validate(spec or {})
+    except ValidationError as exc:
+        err: dict[str, Any] = dict(exc.errors()[0])
+        err["loc"] = (section, *tuple(err["loc"]))
+        raise ParamsInvalid(f"{path}: {_describe(err)}", hint="see the params.yaml reference in the README") from None
+    return Sections(report, gates, registry)

@@ -134,3 +134,28 @@ def test_yaml_error_without_position_reads_cleanly(tmp_path: Path) -> None:
         load_params(p)
     assert "::" not in str(info.value)
     assert str(info.value).startswith(f"{p}:")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('gates: {test.auc: {min: "a"}}', r"key 'gates\.test\.auc\.min': Input should be a valid number"),
+    ("gates: {test.auc: {mni: 0.8}}", r"unknown key 'gates\.test\.auc\.mni'"),
+    ("gates: [test.auc]", r"key 'gates' must map metric names to rules"),
+    ("registry: {artifact: 5}", r"key 'registry\.artifact': Input should be a valid string"),
+    ("report: {headline: [a]}", r"key 'report\.headline'"),
+    ("gates: {a: [unclosed", r"line 1: not valid YAML"),
+])
+def test_sections_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    from mlops.config import load_sections
+
+    with pytest.raises(ParamsInvalid, match=rf"params\.yaml: {message}"):
+        load_sections(_write(tmp_path, text))
+
+
+def test_sections_read_only_their_own_keys(tmp_path: Path) -> None:
+    from mlops.config import load_sections
+
+    other = "model: {alpha: 0.5, anything: [1, 2]}\ngates: {quality.accuracy: {min: 0.5}}\n"
+    sections = load_sections(_write(tmp_path, other))
+    assert sections.gates["quality.accuracy"].min == 0.5
+    assert sections.registry.artifact == "churn-model"
+    assert load_sections(tmp_path / "absent.yaml").gates == {}

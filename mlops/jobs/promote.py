@@ -17,16 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from mlops import __version__, dvc, git
-from mlops.config import PARAMS_FILE, GateSpec, RegistryParams
+from mlops.config import PARAMS_FILE, GateSpec, RegistryParams, load_sections
 from mlops.errors import (
     DvcError,
     GateFailed,
     GitError,
     NothingToRollBack,
-    ParamsInvalid,
     RefNotFound,
     RegistryError,
     TagConflict,
@@ -106,37 +104,8 @@ class RegistryConfig:
 
 def load_registry_config(root: Path) -> RegistryConfig:
     """`registry:` and `gates:` of ROOT/params.yaml (both optional; other sections are not read)."""
-    path = root / PARAMS_FILE
-    raw: Any = {}
-    if path.is_file():
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ParamsInvalid(f"{path}:{where}: not valid YAML") from None
-        except UnicodeDecodeError:
-            raise ParamsInvalid(f"{path}: not valid UTF-8 text") from None
-    if not isinstance(raw, dict):
-        raise ParamsInvalid(f"{path}: top level must be a mapping of sections")
-    section = "registry"
-    try:
-        registry = RegistryParams.model_validate(raw.get("registry") or {})
-        section = "gates"
-        gates_raw = raw.get("gates") or {}
-        if not isinstance(gates_raw, dict):
-            raise ParamsInvalid(f"{path}: key 'gates' must map metric names to rules",
-                                hint="see the params.yaml reference in the README")
-        gates = {}
-        for metric, spec in gates_raw.items():
-            section = f"gates.{metric}"
-            gates[str(metric)] = GateSpec.model_validate(spec or {})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in (section, *err["loc"]))
-        what = f"unknown key '{loc}'" if err["type"] == "extra_forbidden" else f"key '{loc}': {err['msg']}"
-        raise ParamsInvalid(f"{path}: {what}", hint="see the params.yaml reference in the README") from None
-    return RegistryConfig(registry, gates)
+    sections = load_sections(root / PARAMS_FILE)
+    return RegistryConfig(sections.registry, sections.gates)
 
 
 # --- helpers ------------------------------------------------------------------------------------------------

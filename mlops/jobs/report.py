@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from mlops import __version__, dvc, git
-from mlops.config import PARAMS_FILE, GateSpec, RegistryParams, ReportParams
-from mlops.errors import DvcError, GateFailed, GitError, GitHubError, ParamsInvalid, RefNotFound, ReportError
+from mlops.config import PARAMS_FILE, GateSpec, RegistryParams, ReportParams, load_sections
+from mlops.errors import DvcError, GateFailed, GitError, GitHubError, RefNotFound, ReportError
 from mlops.gates import GateReport, evaluate_gates
 from mlops.github import (
     DEFAULT_API,
@@ -68,31 +67,8 @@ class ReportConfig:
 
 def load_report_config(root: Path) -> ReportConfig:
     """Only the sections the report needs (`report`, `gates`, `registry`), so any project's params.yaml works."""
-    path = root / PARAMS_FILE
-    raw: Any = {}
-    if path.is_file():
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError:
-            raise ParamsInvalid(f"{path}: not valid YAML") from None
-    if not isinstance(raw, dict):
-        raise ParamsInvalid(f"{path}: top level must be a mapping of sections")
-    section = ""
-    try:
-        section = "report"
-        report = ReportParams.model_validate(raw.get("report") or {})
-        section = "gates"
-        gates_raw = raw.get("gates") or {}
-        if not isinstance(gates_raw, dict):
-            raise ParamsInvalid(f"{path}: key 'gates' must map metric names to rules")
-        gates = {str(k): GateSpec.model_validate(v or {}) for k, v in gates_raw.items()}
-        section = "registry"
-        registry = RegistryParams.model_validate(raw.get("registry") or {})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in (section, *err["loc"]))
-        raise ParamsInvalid(f"{path}: key '{loc}': {err['msg']}", hint="see the params.yaml reference") from None
-    return ReportConfig(report, gates, registry)
+    sections = load_sections(root / PARAMS_FILE)
+    return ReportConfig(sections.report, sections.gates, sections.registry)
 
 
 # --- reading states --------------------------------------------------------------------------------------------
