@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,12 @@ PARAMS_FILE = "params.yaml"
 class _Model(BaseModel):
     # strict: YAML's `true` is not a tree count and "4" is not a depth (lax mode would coerce both silently).
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_default(cls, data: Any) -> Any:
+        # `key:` with nothing after it (every entry commented out) means "the default", not "null".
+        return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
 
 
 ColumnType = Literal["int", "float", "bool", "category"]
@@ -167,6 +174,16 @@ class Params(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_default(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = {k: v for k, v in data.items() if v is not None}
+        if isinstance(data.get("gates"), dict):  # `test.auc:` with no rules: no rules, as load_sections reads it
+            data["gates"] = {k: {} if v is None else v for k, v in data["gates"].items()}
+        return data
+
 
 def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join("validate" if p == "validate_" else str(p) for p in loc)
@@ -199,6 +216,17 @@ def parse_params(raw: object, source: str = PARAMS_FILE) -> Params:
                             hint="see the params.yaml reference in the README") from None
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: `1e-3` is a number (DVC, on ruamel, reads it so too)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def read_params_file(path: Path | str, *, required: bool = True) -> Any:
     """The YAML in PATH (None when it is absent and not REQUIRED); ParamsInvalid with the line on bad YAML."""
     p = Path(path)
@@ -207,7 +235,7 @@ def read_params_file(path: Path | str, *, required: bool = True) -> Any:
             return None
         raise ParamsInvalid(f"{p}: file not found", hint="run from the project root or create params.yaml")
     try:
-        return yaml.safe_load(p.read_text(encoding="utf-8"))
+        return yaml.load(p.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}:" if mark is not None else ""

@@ -295,3 +295,25 @@ def test_bad_event_file_is_a_clear_error(repo: Path, tmp_path: Path, monkeypatch
     assert result.exit_code == 1, result.output
     assert f"error: GITHUB_EVENT_PATH {path}:" in result.output
     assert "internal error" not in result.output
+
+
+def test_a_token_is_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlops.github.client import redact
+
+    message = "InvalidHeader: ... in header value: 'token ghs_SECRET123\n'"
+    assert "SECRET123" not in redact(message)
+    assert redact("Authorization: Bearer abc.def, ghp_ABC123, github_pat_11AB_x") == (
+        "Authorization: Bearer ***, ***, ***")
+
+
+@pytest.mark.parametrize("token", ["ghs_abc\nX-Injected: 1", "ghs_a b"])
+def test_a_token_with_whitespace_inside_is_refused_without_printing_it(
+        token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "report.md").write_text("## report\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GITHUB_TOKEN", token)
+    monkeypatch.setenv("GITHUB_REPOSITORY", "octo/repo")
+    result = runner.invoke(app, ["comment", "--report", "report.md", "--target", "pr/7"])
+    assert result.exit_code == 1
+    assert "contains whitespace or control characters" in result.output
+    assert "ghs_" not in result.output

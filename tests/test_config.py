@@ -159,3 +159,24 @@ def test_sections_read_only_their_own_keys(tmp_path: Path) -> None:
     assert sections.gates["quality.accuracy"].min == 0.5
     assert sections.registry.artifact == "churn-model"
     assert load_sections(tmp_path / "absent.yaml").gates == {}
+
+
+def test_exponent_floats_are_numbers_as_in_yaml_1_2(tmp_path: Path) -> None:
+    from mlops.config import load_sections
+
+    text = (REPO / "params.yaml").read_text().replace("learning_rate: 0.03", "learning_rate: 3e-2")
+    assert load_params(_write(tmp_path, text)).train.learning_rate == 0.03
+    assert load_sections(_write(tmp_path, "gates:\n  test.auc: {max_drop: 5e-3}\n")).gates["test.auc"].max_drop == 0.005
+
+
+def test_empty_keys_mean_their_defaults(tmp_path: Path) -> None:
+    from mlops.config import load_sections
+
+    text = (REPO / "params.yaml").read_text()
+    text = text.replace("  warn_only: []", "  warn_only:")
+    text = text[: text.index("gates:")] + "gates:\n  test.roc_auc:\n" + text[text.index("report:"):]
+    p = _write(tmp_path, text)
+    params = load_params(p)
+    assert params.validate_.warn_only == ()
+    assert params.gates["test.roc_auc"].min is None
+    assert load_sections(p).gates == dict(params.gates)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -317,6 +318,10 @@ def test_stale_metrics_are_not_shown_as_this_branchs(tmp_path: Path) -> None:
     assert "0.9000" not in md
     fresh, ok = _without_stale(head, PipelineFailure("boom", "late", True, ("other.json",)), ["m.json"])
     assert fresh.metrics == {"acc": 0.9} and ok.metrics_reproduced is True
+    # The stage that writes the metrics is the one that failed: DVC deleted its outputs, nothing is reproduced.
+    gone = replace(head, files={"reports/validation.json": {}}, metrics={})
+    none, failure = _without_stale(gone, PipelineFailure("boom", "evaluate", True, ()), ["m.json"])
+    assert none.metrics == {} and failure.metrics_reproduced is False
 
 
 def test_a_report_that_cannot_be_built_never_masks_the_pipeline_error(tmp_path: Path,
@@ -346,3 +351,8 @@ def test_mlops_run_on_another_projects_pipeline(small: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "stages run: fit" in result.output
     assert (small / "reports" / "report.md").is_file()
+
+
+def test_gh_issue_references_are_inert() -> None:
+    assert escape_md("GH-123 fixes gh-7") == "GH&#8203;-123 fixes gh&#8203;-7"
+    assert escape_md("high-5 GH-x") == "high-5 GH-x"

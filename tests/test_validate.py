@@ -151,10 +151,18 @@ def test_stabilise_html_renumbers_ids_consistently() -> None:
 
 
 def test_stabilise_html_keeps_one_plotly_and_drops_the_requirejs_wrapper() -> None:
-    lib = "/** plotly.js */" + "x" * 200_000
+    lib = "/** plotly.js v4.1.1 */" + "x" * 200_000
     wrapped = "if (typeof require !== 'undefined') { define('plotly', function(require, exports, module) {" + lib
     page = f"<script>{wrapped}</script><script>{lib}</script><div></div><script>{lib}</script><script>go()</script>"
     out = stabilise_html(page)
     assert out.count(lib) == 1
     assert "define('plotly'" not in out
     assert out.endswith("<div></div><script>go()</script>")
+
+
+def test_stabilise_html_renumbers_ids_inside_a_large_chart_script() -> None:
+    uid = "3f2b8c1e-1a2b-4c3d-8e9f-0123456789ab"
+    page = f'<div id="{uid}"></div><script>Plotly.newPlot("{uid}", {{"x": [{"1," * 60_000}1]}})</script>'
+    out = stabilise_html(page)
+    assert uid not in out
+    assert out.count("a0000000-0000-4000-8000-000000000000") == 2

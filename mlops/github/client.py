@@ -147,8 +147,17 @@ def _fail(exc: Exception, what: str, kind: str, repo: str) -> GitHubError:
         message = exc.data.get("message") if isinstance(exc.data, dict) else None
         return GitHubError(f"GitHub refused to {what} ({status}{': ' + str(message) if message else ''})",
                            hint="retried with backoff; try again later")
-    return GitHubError(f"cannot reach GitHub to {what}: {type(exc).__name__}: {exc}",
+    return GitHubError(f"cannot reach GitHub to {what}: {type(exc).__name__}: {redact(str(exc))}",
                        hint="check GITHUB_API_URL and the network")
+
+
+# requests puts the offending header value into some errors (InvalidHeader): never print a credential.
+_SECRET = re.compile(r"(?i)((?:token|bearer|basic)\s+)[^\s'\",]+|\b(?:gh[pousr]_|github_pat_)[A-Za-z0-9_]+")
+
+
+def redact(text: str) -> str:
+    """TEXT with anything shaped like a GitHub credential or an Authorization value replaced by ***."""
+    return _SECRET.sub(lambda m: (m.group(1) or "") + "***", text)
 
 
 def _status(exc: Exception) -> int | None:

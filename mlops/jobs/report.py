@@ -276,7 +276,9 @@ def _without_stale(head: State, failed: PipelineFailure, metrics: Sequence[str])
     """HEAD without the outputs of stages that did not run in the failed pipeline (they are from an earlier run)."""
     stale = failed.not_reproduced
     files = {p: v for p, v in head.files.items() if not _under(p, stale)}
-    reproduced = not any(_under(p, stale) for p in metrics)
+    # A stage that did not run left an earlier run's file; the failing stage's own outputs were deleted by DVC
+    # before it ran, so a metrics file it should have written is simply absent: neither counts as reproduced.
+    reproduced = not any(_under(p, stale) for p in metrics) and all(p in files for p in metrics)
     head = replace(head, files=files, metrics=metrics_of(files, metrics) if reproduced else {})
     return head, replace(failed, metrics_reproduced=reproduced)
 
@@ -412,7 +414,10 @@ def comment(root: Path = Path("."), *, report_file: Path | None = None, target: 
                                    "outside Actions") from None
         summary = Path(summary_path)
         progress(f"comment: report written to the job summary ({summary_path})")
-    token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
+    token = (os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN") or "").strip()
+    if token and any(ch.isspace() or not ch.isprintable() for ch in token):
+        raise GitHubError("the GitHub token (GITHUB_TOKEN or GH_TOKEN) contains whitespace or control characters",
+                          hint="set it from the secret alone, e.g. `env: GITHUB_TOKEN: ${{ github.token }}`")
     if not token:
         raise GitHubError("no GitHub token: GITHUB_TOKEN (or GH_TOKEN) is not set",
                           hint="in a workflow: `env: GITHUB_TOKEN: ${{ github.token }}` with "

@@ -17,6 +17,8 @@ _BACKSLASHED = set("\\`*_{}[]()!|~^$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _SCHEME = re.compile(r"://")
 _WWW = re.compile(r"(?i)(w)(ww\.)")
+# GitHub links `GH-123` to issue 123 as it does `#123`.
+_GH_REF = re.compile(r"(?i)\b(gh)(-\d)")
 
 
 def md(value: object, max_len: int = 200) -> str:
@@ -37,7 +39,8 @@ def md(value: object, max_len: int = 200) -> str:
         else:
             out.append(ch)
     # GFM autolinks (any scheme's `://`, and `www.`): a zero-width space keeps them plain text.
-    return _WWW.sub(r"\1" + _ZWSP + r"\2", _SCHEME.sub("://" + _ZWSP, "".join(out)))
+    text = _WWW.sub(r"\1" + _ZWSP + r"\2", _SCHEME.sub("://" + _ZWSP, "".join(out)))
+    return _GH_REF.sub(r"\1" + _ZWSP + r"\2", text)
 
 
 _MERMAID_UNSAFE = re.compile(r"[^A-Za-z0-9 _.,:/+\-()%]")

@@ -195,9 +195,10 @@ def stabilise_html(html: str, check_names: list[str] | None = None) -> str:
     for m in _SCRIPT_RE.finditer(html):
         parts.append(_normalise_ids(html[last:m.start()], ids))
         block = m.group(0)
-        if len(block) < _BIG_SCRIPT:
-            parts.append(_normalise_ids(block, ids))
-        elif "define('plotly'" in block[:2000]:
+        head = block[:2000]
+        if len(block) < _BIG_SCRIPT or ("plotly.js v" not in head and "define('plotly'" not in head):
+            parts.append(_normalise_ids(block, ids))  # a chart's own script, however large its data
+        elif "define('plotly'" in head:
             pass  # requirejs-only wrapper: inert in a page without requirejs
         elif hash(block) not in seen:
             seen.add(hash(block))
