@@ -99,6 +99,8 @@ def check_lock_shape(lock: dict[str, Any], source: str = DVC_LOCK) -> dict[str, 
     if not isinstance(stages, dict):
         raise DvcError(f"{source}: key 'stages' must be a mapping of stage names, got {type(stages).__name__}")
     for name, stage in stages.items():
+        if stage is None:
+            continue  # an empty stage entry: nothing recorded
         if not isinstance(stage, dict):
             raise DvcError(f"{source}: stage '{name}' must be a mapping, got {type(stage).__name__}")
         for key in ("deps", "outs"):
@@ -153,15 +155,33 @@ def artifacts(root: Path | str = ".") -> dict[str, Artifact]:
     return out
 
 
-def output_hash(lock: dict[str, Any], path: str) -> str | None:
-    """The md5 DVC recorded for output PATH in a parsed dvc.lock (None when no stage outputs it)."""
+# The walkers below take a lock as `read_lock`/`parse_lock` return it (shape already checked).
+
+def lock_entries(lock: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """Every `deps` or `outs` (KEY) entry of a parsed dvc.lock, stage after stage."""
+    return [entry for stage in (lock.get("stages") or {}).values() if stage for entry in stage.get(key) or []]
+
+
+def entry_path(entry: dict[str, Any]) -> str:
+    return str(entry["path"]).rstrip("/")
+
+
+def entry_hash(entry: dict[str, Any]) -> str | None:
+    """The hash a dvc.lock entry records (`md5`, or DVC 2's `hash`), None when it records none."""
+    h = entry.get("md5") or entry.get("hash")
+    return str(h) if isinstance(h, str | int) and not isinstance(h, bool) else None
+
+
+def lock_out(lock: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """The dvc.lock entry of output PATH, or None when no stage outputs it."""
     norm = path.rstrip("/")
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs") or []:
-            if str(out.get("path", "")).rstrip("/") == norm:
-                h = out.get("md5") or out.get("hash")
-                return str(h) if h is not None else None
-    return None
+    return next((dict(out) for out in lock_entries(lock, "outs") if entry_path(out) == norm), None)
+
+
+def output_hash(lock: dict[str, Any], path: str) -> str | None:
+    """The hash DVC recorded for output PATH in a parsed dvc.lock (None when no stage outputs it)."""
+    out = lock_out(lock, path)
+    return entry_hash(out) if out is not None else None
 
 
 # --- reading pipeline outputs at any revision (the report's three states) ---------------------------------------
@@ -276,16 +296,14 @@ def params_paths(dvc_yaml: dict[str, Any]) -> list[str]:
 
 
 def data_deps(lock: dict[str, Any]) -> dict[str, str]:
-    """Path -> hash of every dependency in a parsed dvc.lock that is data, not code."""
+    """Path -> hash of every dependency in a parsed dvc.lock that is input data: not produced by a stage
+    (intermediate outputs are not input data), not code. In the order dvc.lock lists them."""
     out: dict[str, str] = {}
-    produced = {p for p, _ in _lock_outs(lock)}  # intermediate outputs are not input data
-    for stage in (lock.get("stages") or {}).values():
-        for dep in stage.get("deps") or []:
-            path = str(dep.get("path", "")).rstrip("/")
-            if path and path not in produced and not path.endswith(_CODE_SUFFIXES):
-                h = dep.get("md5") or dep.get("hash")
-                if h is not None:
-                    out[path] = str(h)
+    produced = {entry_path(o) for o in lock_entries(lock, "outs")}
+    for dep in lock_entries(lock, "deps"):
+        path, h = entry_path(dep), entry_hash(dep)
+        if path and path not in produced and not path.endswith(_CODE_SUFFIXES) and h is not None:
+            out[path] = h
     return out
 
 
@@ -329,13 +347,9 @@ def _cache_object(cache: Path, md5: str) -> Path | None:
 
 
 def _lock_outs(lock: dict[str, Any]) -> list[tuple[str, str]]:
-    outs = []
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs") or []:
-            h = out.get("md5") or out.get("hash")
-            if out.get("path") and h:
-                outs.append((str(out["path"]).rstrip("/"), str(h)))
-    return outs
+    """(path, hash) of every output that records a hash."""
+    pairs = [(entry_path(out), entry_hash(out)) for out in lock_entries(lock, "outs")]
+    return [(p, h) for p, h in pairs if p and h]
 
 
 def cached_output(root: Path | str, lock: dict[str, Any], path: str) -> tuple[bool, bytes | None]:

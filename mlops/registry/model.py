@@ -36,19 +36,13 @@ class ModelFacts:
 
 
 def _md5(path: Path) -> str:
-    h = hashlib.md5()  # noqa: S324 - DVC's content hash, not security
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()  # DVC's content hash, not security
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def dvc_hash(path: Path) -> str:
@@ -62,8 +56,6 @@ def dvc_hash(path: Path) -> str:
 
 
 _HINT_BAD_LOCK = "regenerate it with `dvc repro` (or restore the committed one with `git checkout dvc.lock`)"
-# dependencies that are code, not data (the same rule as the report's data section)
-_CODE_SUFFIXES = (".py", ".j2", ".ipynb", ".sh", ".r", ".R", ".sql", ".toml", ".cfg", ".ini")
 
 
 def _bad_lock(what: str) -> RegistryError:
@@ -99,37 +91,24 @@ def lock_entries(lock: Any, key: str) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-def _norm(path: object) -> str:
-    return str(path).rstrip("/")
-
-
-def _entry_hash(entry: dict[str, Any]) -> str | None:
-    h = entry.get("md5") or entry.get("hash")
-    return str(h) if isinstance(h, str | int) and not isinstance(h, bool) else None
-
-
 def lock_out(lock: Any, path: str) -> dict[str, Any] | None:
-    """The dvc.lock entry of output PATH, or None when no stage outputs it."""
-    norm = _norm(path)
-    return next((dict(out) for _, out in lock_entries(lock, "outs") if _norm(out["path"]) == norm), None)
+    """The dvc.lock entry of output PATH, or None when no stage outputs it; RegistryError when malformed."""
+    lock_entries(lock, "outs")
+    return dvc.lock_out(lock, path)
 
 
 def output_hash(lock: Any, path: str) -> str | None:
     """The hash dvc.lock recorded for output PATH (None when no stage outputs it); RegistryError when malformed."""
     out = lock_out(lock, path)
-    return _entry_hash(out) if out is not None else None
+    return dvc.entry_hash(out) if out is not None else None
 
 
 def data_deps(lock: Any) -> dict[str, str]:
-    """Path -> hash of every dependency in dvc.lock that is input data: not produced by a stage, not code."""
-    produced = {_norm(out["path"]) for _, out in lock_entries(lock, "outs")}
-    found: dict[str, str] = {}
-    for _, dep in lock_entries(lock, "deps"):
-        path = _norm(dep["path"])
-        h = _entry_hash(dep)
-        if path and path not in produced and not path.endswith(_CODE_SUFFIXES) and h is not None:
-            found[path] = h
-    return dict(sorted(found.items()))
+    """Path -> hash of every dependency in dvc.lock that is input data (dvc.data_deps), sorted by path;
+    RegistryError when malformed."""
+    lock_entries(lock, "outs")
+    lock_entries(lock, "deps")
+    return dict(sorted(dvc.data_deps(lock).items()))
 
 
 def params_hash(lock: Any) -> str:

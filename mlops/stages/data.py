@@ -20,11 +20,8 @@ TEST_FILE = PREPARED_DIR / "test.csv"
 
 
 def sha256_file(path: Path | str) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_raw(path: Path | str) -> pd.DataFrame:
