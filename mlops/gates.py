@@ -6,7 +6,7 @@ Pure functions over flat metric dicts ("test.roc_auc"), so the report, `mlops ga
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,21 @@ def flatten_metrics(obj: Mapping[str, Any], prefix: str = "") -> dict[str, float
             continue
         elif isinstance(value, int | float) and not math.isnan(float(value)):
             out[name] = float(value)
+    return out
+
+
+def metrics_of(files: Mapping[str, Any], paths: Sequence[str]) -> dict[str, float]:
+    """Flat metrics of the declared metrics files (parsed, by path); a key two files share is prefixed with
+    its file ("reports/a.json:acc"). The report, `mlops gate` and `mlops promote` all key metrics this way."""
+    per_file = {p: flatten_metrics(files[p]) for p in paths if isinstance(files.get(p), Mapping)}
+    counts: dict[str, int] = {}
+    for flat in per_file.values():
+        for k in flat:
+            counts[k] = counts.get(k, 0) + 1
+    out: dict[str, float] = {}
+    for p, flat in per_file.items():
+        for k, v in flat.items():
+            out[k if counts[k] == 1 else f"{p}:{k}"] = v
     return out
 
 

@@ -375,3 +375,27 @@ def test_bad_bump_and_bad_trailer_are_refused(repo: Path) -> None:
     assert "huge" in usage.stderr
     merge(repo, "Retrain\n\nModel-Version: huge\n", weights="w2")
     assert_error(promote(), "Model-Version: huge")
+
+
+def test_metrics_two_files_share_are_keyed_as_the_report_keys_them(repo: Path) -> None:
+    """promote gates and records the same metric names as `mlops gate` and the report (mlops.gates.metrics_of)."""
+    from mlops.dvc import read_lock
+    from mlops.gates import metrics_of
+    from mlops.jobs.promote import _head_metrics
+
+    extra = repo / "reports/extra.json"
+    extra.write_text(json.dumps({"test": {"roc_auc": 0.5}}))
+    dvc_yaml = yaml.safe_load((repo / "dvc.yaml").read_text())
+    dvc_yaml["stages"]["evaluate"]["metrics"].append("reports/extra.json")
+    (repo / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    lock["stages"]["evaluate"]["outs"].append(
+        {"path": "reports/extra.json", "hash": "md5", "md5": hashlib.md5(extra.read_bytes()).hexdigest()})
+    (repo / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    got = _head_metrics(repo, read_lock(repo), [])
+    assert got["reports/metrics.json:test.roc_auc"] == 0.85
+    assert got["reports/extra.json:test.roc_auc"] == 0.5
+    assert "test.roc_auc" not in got
+    files = {"reports/metrics.json": json.loads((repo / "reports/metrics.json").read_text()),
+             "reports/extra.json": json.loads(extra.read_text())}
+    assert got == metrics_of(files, ["reports/metrics.json", "reports/extra.json"])

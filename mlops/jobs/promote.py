@@ -29,7 +29,7 @@ from mlops.errors import (
     RegistryError,
     TagConflict,
 )
-from mlops.gates import GateReport, evaluate_gates, flatten_metrics
+from mlops.gates import GateReport, evaluate_gates, flatten_metrics, metrics_of
 from mlops.progress import Progress, silent
 from mlops.registry import metadata, model, publish
 from mlops.registry.interface import BUMPS, bump_version, diff_interfaces, parse_interface
@@ -156,7 +156,7 @@ def _head_metrics(root: Path, lock: dict[str, Any], notes: list[str]) -> dict[st
                             f"{getattr(exc, 'message', None) or 'malformed'}") from None
     if not paths:
         notes.append(f"{dvc.DVC_YAML} declares no metrics: the gates have nothing to check")
-    metrics: dict[str, float] = {}
+    parsed: dict[str, Any] = {}
     for rel in paths:
         if not model.check_output_file(root, lock, rel) and git.show_file("HEAD", rel, root) is None:
             raise RegistryError(f"{rel}: neither an output in dvc.lock nor committed: cannot tell that these "
@@ -173,9 +173,8 @@ def _head_metrics(root: Path, lock: dict[str, Any], notes: list[str]) -> dict[st
             raw = json.loads(text) if rel.endswith(".json") else yaml.safe_load(text)
         except (ValueError, yaml.YAMLError):
             raise RegistryError(f"{rel}: not valid {'JSON' if rel.endswith('.json') else 'YAML'}") from None
-        for key, value in (flatten_metrics(raw) if isinstance(raw, dict) else {}).items():
-            metrics.setdefault(key, value)
-    return metrics
+        parsed[rel] = raw
+    return metrics_of(parsed, paths)
 
 
 def _pr_number(root: Path) -> int | None:

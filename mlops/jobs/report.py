@@ -25,7 +25,7 @@ import yaml
 from mlops import __version__, dvc, git
 from mlops.config import PARAMS_FILE, GateSpec, RegistryParams, ReportParams, load_sections
 from mlops.errors import DvcError, GateFailed, GitError, GitHubError, RefNotFound, ReportError
-from mlops.gates import GateReport, evaluate_gates
+from mlops.gates import GateReport, evaluate_gates, metrics_of
 from mlops.github import (
     DEFAULT_API,
     Client,
@@ -50,7 +50,6 @@ from mlops.report import (
     flatten_params,
     html,
     markdown,
-    metrics_of,
     parse_output,
     with_renderings,
 )

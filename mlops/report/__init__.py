@@ -1,10 +1,10 @@
 """report capability: three states (workspace, base, production) diffed into report.md, report.html, report.json."""
 
-from mlops.report.build import build_report, flatten_params, metrics_of, parse_output
+from mlops.report.build import build_report, flatten_params, parse_output
 from mlops.report.charts import with_renderings
 from mlops.report.escape import md as escape_md
 from mlops.report.model import Meta, PipelineFailure, Report, State
 from mlops.report.render import GITHUB_LIMIT, as_json, fit, html, markdown
 
 __all__ = ["GITHUB_LIMIT", "Meta", "PipelineFailure", "Report", "State", "as_json", "build_report", "escape_md",
-           "fit", "flatten_params", "html", "markdown", "metrics_of", "parse_output", "with_renderings"]
+           "fit", "flatten_params", "html", "markdown", "parse_output", "with_renderings"]

@@ -13,7 +13,7 @@ import yaml
 
 from mlops.config import ReportParams
 from mlops.dvc import PlotSpec
-from mlops.gates import GateReport, flatten_metrics
+from mlops.gates import GateReport
 from mlops.report.model import (
     Change,
     Chart,
@@ -63,20 +63,6 @@ def flatten_params(obj: Any, prefix: str = "") -> dict[str, str]:
         return out
     text = json.dumps(obj, ensure_ascii=False, default=str) if not isinstance(obj, str) else obj
     out[prefix.rstrip(".")] = text
-    return out
-
-
-def metrics_of(files: Mapping[str, Any], paths: Sequence[str]) -> dict[str, float]:
-    """Flat metrics of the declared metrics files; a key two files share is prefixed with its file."""
-    per_file = {p: flatten_metrics(files[p]) for p in paths if isinstance(files.get(p), Mapping)}
-    counts: dict[str, int] = {}
-    for flat in per_file.values():
-        for k in flat:
-            counts[k] = counts.get(k, 0) + 1
-    out: dict[str, float] = {}
-    for p, flat in per_file.items():
-        for k, v in flat.items():
-            out[k if counts[k] == 1 else f"{p}:{k}"] = v
     return out
 
 
