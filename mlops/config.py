@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlops.errors import ParamsInvalid
+from mlops.files import read_yaml
 
 PARAMS_FILE = "params.yaml"
 
@@ -113,7 +112,8 @@ class MetricSpec(_Model):
 
 
 class ReportParams(_Model):
-    headline: str = "test.roc_auc"
+    # None: the first metric of the first metrics file dvc.yaml declares (project.headline).
+    headline: str | None = None
     metrics: dict[str, MetricSpec] = Field(default_factory=dict)
     default_noise: float = Field(default=0.0005, ge=0)
     # Optional pipeline outputs the report reads when they exist (JSON, repo-relative); a missing file skips its part.
@@ -143,13 +143,16 @@ def _lower_is_better(leaf: str) -> bool:
 
 
 class RegistryParams(_Model):
-    artifact: str = "churn-model"
+    # None: the only `type: model` entry under `artifacts:` in dvc.yaml (project.resolve_artifact).
+    artifact: str | None = None
     first_version: str = "v1.0.0"
     main_branch: str = "main"
-    production_stage: str = Field(default="production", description="the stage `mlops rollback` and the gates use")
+    production_stage: str = Field(default="production", description="the stage that serves traffic: the report's "
+                                  "production, the gates' reference, what rollback and deploy move (GTO's `prod`...)")
     remote: str = Field(default="origin", description="where `mlops promote` pushes its tags")
     push_retries: int = Field(default=3, ge=0, le=20, description="retries after losing a concurrent promotion")
-    model_file: str = Field(default="model.ubj", description="the model file inside the artifact directory")
+    model_file: str | None = Field(default=None, description="the model file inside a directory artifact (None: "
+                                   "the artifact is checksummed as a whole)")
     schema_file: str = Field(default="feature_schema.json", description="the interface file inside the artifact")
 
     @field_validator("first_version")
@@ -162,6 +165,23 @@ class RegistryParams(_Model):
         return v
 
 
+class DeployParams(_Model):
+    """`deploy:` in params.yaml: where the local model server is and what its smoke test and canary must show."""
+
+    server_url: str = Field(default="http://127.0.0.1:8080", description="the running `mlops serve` (local target)")
+    store: str = Field(default=".mlops/store", description="the model store the server loads from (local target)")
+    token_env: str = Field(default="MLOPS_ADMIN_TOKEN", description="environment variable with the admin token")
+    canary_percent: int = Field(default=10, ge=1, le=100, description="share of traffic the candidate gets")
+    canary_seconds: float = Field(default=10.0, ge=0, le=3600, description="how long the canary window lasts")
+    canary_requests: int = Field(default=200, ge=0, le=1_000_000, description="replayed requests in the window")
+    max_error_rate: float = Field(default=0.0, ge=0, le=1, description="the candidate's failed share, at most")
+    max_p99_ms: float = Field(default=100.0, gt=0, description="the candidate's p99 latency in ms, at most")
+    golden_tolerance: float = Field(default=1e-6, gt=0, description="golden predictions must match within this")
+    kserve_dir: str = Field(default="deploy/kserve", description="where manifests go when no cluster is configured")
+    kserve_namespace: str = Field(default="default")
+    kserve_mode: Literal["knative", "standard"] = "knative"
+
+
 class Params(_Model):
     data: DataParams
     split: SplitParams = SplitParams()
@@ -171,6 +191,7 @@ class Params(_Model):
     gates: dict[str, GateSpec] = Field(default_factory=dict)
     report: ReportParams = ReportParams()
     registry: RegistryParams = RegistryParams()
+    deploy: DeployParams = DeployParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
@@ -216,33 +237,9 @@ def parse_params(raw: object, source: str = PARAMS_FILE) -> Params:
                             hint="see the params.yaml reference in the README") from None
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2's floats: `1e-3` is a number (DVC, on ruamel, reads it so too)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
 def read_params_file(path: Path | str, *, required: bool = True) -> Any:
     """The YAML in PATH (None when it is absent and not REQUIRED); ParamsInvalid with the line on bad YAML."""
-    p = Path(path)
-    if not p.is_file():
-        if not required:
-            return None
-        raise ParamsInvalid(f"{p}: file not found", hint="run from the project root or create params.yaml")
-    try:
-        return yaml.load(p.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}:" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid syntax"
-        raise ParamsInvalid(f"{p}:{where} not valid YAML: {problem}") from None
-    except UnicodeDecodeError:
-        raise ParamsInvalid(f"{p}: not valid UTF-8 text") from None
+    return read_yaml(path, ParamsInvalid, required=required, hint="run from the project root or create params.yaml")
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
@@ -258,10 +255,11 @@ class Sections:
     report: ReportParams
     gates: dict[str, GateSpec]
     registry: RegistryParams
+    deploy: DeployParams = field(default_factory=DeployParams)
 
 
 def load_sections(path: Path | str = PARAMS_FILE) -> Sections:
-    """`report:`, `gates:` and `registry:` of PATH (each optional, and the file too); errors name the key."""
+    """`report:`, `gates:`, `registry:` and `deploy:` of PATH (each optional, and the file too); errors name the key."""
     raw = read_params_file(path, required=False) or {}
     if not isinstance(raw, dict):
         raise ParamsInvalid(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
@@ -274,6 +272,8 @@ def load_sections(path: Path | str = PARAMS_FILE) -> Sections:
         report = ReportParams.model_validate(raw.get("report") or {})
         section = "registry"
         registry = RegistryParams.model_validate(raw.get("registry") or {})
+        section = "deploy"
+        deploy = DeployParams.model_validate(raw.get("deploy") or {})
         gates = {}
         for metric, spec in gates_raw.items():
             section = f"gates.{metric}"
@@ -282,4 +282,4 @@ def load_sections(path: Path | str = PARAMS_FILE) -> Sections:
         err: dict[str, Any] = dict(exc.errors()[0])
         err["loc"] = (section, *tuple(err["loc"]))
         raise ParamsInvalid(f"{path}: {_describe(err)}", hint="see the params.yaml reference in the README") from None
-    return Sections(report, gates, registry)
+    return Sections(report, gates, registry, deploy)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mlops.errors import DvcError
+from mlops.errors import DvcError, ReproFailed
+from mlops.files import load_yaml, read_yaml
 
 DVC_YAML = "dvc.yaml"
 DVC_LOCK = "dvc.lock"
@@ -23,10 +23,20 @@ def _dvc_cmd() -> list[str]:
     return [sys.executable, "-m", "dvc"]
 
 
+def stage_env() -> dict[str, str]:
+    """The environment stage commands run in: this toolkit's own scripts directory first on PATH, so that
+    `mlops stage ...` in dvc.yaml finds the mlops that is running it (`.venv/bin/mlops run` with the venv not
+    activated, a pipx install), never another one or none."""
+    scripts = sysconfig.get_path("scripts") or str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    return {**os.environ, "PATH": os.pathsep.join([scripts, path]) if path else scripts,
+            "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
+
+
 def run(args: Sequence[str], cwd: Path | str = ".", *, on_line: Callable[[str], None] | None = None,
         check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run `dvc ARGS`; stream its output lines to ON_LINE; DvcError with DVC's own error line on failure."""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
+    env = stage_env()
     proc = subprocess.Popen([*_dvc_cmd(), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env)
     lines: list[str] = []
@@ -52,17 +62,42 @@ def run(args: Sequence[str], cwd: Path | str = ".", *, on_line: Callable[[str], 
     return subprocess.CompletedProcess([*_dvc_cmd(), *args], code, output, "")
 
 
+@dataclass
+class ReproResult:
+    """What `dvc repro` did, read from its output as it streams: stages it ran, stages that were already current
+    (unchanged, or restored from the run cache), and the stage that failed (DVC stops at the first)."""
+
+    ran: list[str] = field(default_factory=list)
+    current: list[str] = field(default_factory=list)
+    failed: str | None = None
+
+    def see(self, line: str) -> None:
+        text = line.strip()
+        if text.startswith("Running stage '"):  # a stage that executes (not restored, not skipped)
+            self.ran.append(text.split("'")[1])
+        elif (text.startswith("Stage '") and ("didn't change" in text or "is cached" in text)) \
+                or text.startswith("Restored stage '"):
+            self.current.append(text.split("'")[1])
+
+
 def repro(cwd: Path | str = ".", *, pull: bool = False, force: bool = False,
-          on_line: Callable[[str], None] | None = None) -> list[str]:
-    """Reproduce the pipeline; returns the names of the stages DVC actually ran."""
+          on_line: Callable[[str], None] | None = None) -> ReproResult:
+    """Reproduce the pipeline. ReproFailed (carrying the ReproResult: which stage failed, what ran before it)
+    when a stage fails."""
     args = ["repro"] + (["--pull", "--allow-missing"] if pull else []) + (["--force"] if force else [])
-    proc = run(args, cwd, on_line=on_line)
-    ran = []
-    for line in proc.stdout.splitlines():
-        # "Running stage 'train':" is DVC's line for a stage that executes (not restored, not skipped).
-        if line.startswith("Running stage '"):
-            ran.append(line.split("'")[1])
-    return ran
+    result = ReproResult()
+
+    def watch(line: str) -> None:
+        result.see(line)
+        if on_line is not None:
+            on_line(line)
+
+    try:
+        run(args, cwd, on_line=watch)
+    except DvcError as exc:
+        result.failed = result.ran[-1] if result.ran else None
+        raise ReproFailed(exc.message, hint=exc.hint, result=result) from None
+    return result
 
 
 def status(cwd: Path | str = ".") -> str:
@@ -78,38 +113,41 @@ def pull(cwd: Path | str = ".", *, run_cache: bool = True) -> None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DvcError(f"{path}: not found", hint="run `dvc repro` to create it") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}:" if mark is not None else ""
-        raise DvcError(f"{path}:{where} not valid YAML") from None
-    except UnicodeDecodeError:
-        raise DvcError(f"{path}: not valid UTF-8 text") from None
+    data = read_yaml(path, DvcError, hint="run `dvc repro` to create it")
     if not isinstance(data, dict):
         raise DvcError(f"{path}: expected a mapping at the top level")
     return data
 
 
-def check_lock_shape(lock: dict[str, Any], source: str = DVC_LOCK) -> dict[str, Any]:
-    """DvcError naming the key when a (YAML-valid) dvc.lock is not shaped as DVC writes it."""
-    stages = lock.get("stages", {})
+_HINT_BAD_LOCK = "regenerate it with `dvc repro` (or restore the committed one with `git checkout dvc.lock`)"
+
+
+def check_lock_shape(lock: Any, source: str = DVC_LOCK) -> dict[str, Any]:
+    """The one dvc.lock validator: DvcError naming the file and the key when a (YAML-valid) lock is not shaped
+    as DVC writes it. Every reader of dvc.lock (workspace, a base commit, a tag's commit) goes through it."""
+    if not isinstance(lock, dict):
+        raise DvcError(f"{source}: expected a mapping at the top level, got {type(lock).__name__}",
+                       hint=_HINT_BAD_LOCK)
+    stages = lock.get("stages") or {}
     if not isinstance(stages, dict):
-        raise DvcError(f"{source}: key 'stages' must be a mapping of stage names, got {type(stages).__name__}")
+        raise DvcError(f"{source}: key 'stages' must be a mapping of stage names, got {type(stages).__name__}",
+                       hint=_HINT_BAD_LOCK)
     for name, stage in stages.items():
         if stage is None:
             continue  # an empty stage entry: nothing recorded
         if not isinstance(stage, dict):
-            raise DvcError(f"{source}: stage '{name}' must be a mapping, got {type(stage).__name__}")
+            raise DvcError(f"{source}: stage '{name}' must be a mapping, got {type(stage).__name__}",
+                           hint=_HINT_BAD_LOCK)
         for key in ("deps", "outs"):
             entries = stage.get(key) or []
             if not isinstance(entries, list):
-                raise DvcError(f"{source}: key 'stages.{name}.{key}' must be a list, got {type(entries).__name__}")
+                raise DvcError(f"{source}: key 'stages.{name}.{key}' must be a list, got {type(entries).__name__}",
+                               hint=_HINT_BAD_LOCK)
             for i, entry in enumerate(entries):
-                if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-                    raise DvcError(f"{source}: key 'stages.{name}.{key}[{i}]' must be a mapping with a 'path'")
+                if not isinstance(entry, dict) or not isinstance(entry.get("path"), str | int | float) or \
+                        isinstance(entry.get("path"), bool):
+                    raise DvcError(f"{source}: key 'stages.{name}.{key}[{i}]' must be a mapping with a 'path'",
+                                   hint=_HINT_BAD_LOCK)
     return lock
 
 
@@ -122,14 +160,11 @@ def read_lock(root: Path | str = ".") -> dict[str, Any]:
     return check_lock_shape(_read_yaml(path), str(path))
 
 
-def parse_lock(text: str | bytes, source: str = DVC_LOCK) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise DvcError(f"{source}: not valid YAML") from None
-    if not isinstance(data, dict):
-        raise DvcError(f"{source}: expected a mapping at the top level")
-    return check_lock_shape(data, source)
+def parse_lock(text: str | bytes | None, source: str = DVC_LOCK) -> dict[str, Any]:
+    """A dvc.lock's content (of any revision) parsed and checked; {} for an absent one (nothing reproduced)."""
+    if text is None:
+        return {}
+    return check_lock_shape(load_yaml(text, source, DvcError), source)
 
 
 @dataclass(frozen=True)
@@ -417,3 +452,40 @@ def fetch(cwd: Path | str, targets: Sequence[str] = ()) -> bool:
     """`dvc fetch [targets]` into the cache; False (not an error) when the remote lacks something."""
     proc = run(["fetch", *targets], cwd, check=False)
     return proc.returncode == 0
+
+
+# --- deploy: cache objects and the remote's layout (appended for mlops deploy) ----------------------------------
+
+
+def cache_object(root: Path | str, md5: str) -> Path | None:
+    """The file of object MD5 ("<md5>" or "<md5>.dir") in ROOT's local DVC cache, or None when it lacks it."""
+    return _cache_object(cache_dir(root), md5)
+
+
+def discard_cache_object(root: Path | str, md5: str) -> None:
+    """Remove object MD5 from ROOT's local cache (one whose content does not hash to its name: corrupt or tampered
+    with), so that the next fetch downloads it again instead of trusting it."""
+    obj = cache_object(root, md5)
+    if obj is not None and obj.resolve().is_relative_to(cache_dir(root).resolve()):
+        obj.unlink(missing_ok=True)
+
+
+def default_remote_url(root: Path | str = ".") -> str | None:
+    """The URL of the default DVC remote (`core.remote`, else the only one), a local folder made absolute; None
+    when there is none."""
+    r = Path(root).resolve()
+    cfg = _config(r)
+    remotes = {s.split(" ", 1)[1].strip("'\" "): v for s, v in cfg.items() if s.startswith("remote ")}
+    name = cfg.get("core", {}).get("remote") or (next(iter(remotes)) if len(remotes) == 1 else None)
+    url = remotes.get(name, {}).get("url") if name else None
+    if not url:
+        return None
+    if "://" not in url and not Path(url).is_absolute():
+        url = str((r / ".dvc" / url).resolve())
+    return url
+
+
+def remote_object_url(remote_url: str, md5: str) -> str:
+    """Where DVC 3 keeps object MD5 in a remote: REMOTE/files/md5/<first 2 hex>/<the rest>[.dir]."""
+    h = md5.removesuffix(".dir")
+    return f"{remote_url.rstrip('/')}/files/md5/{h[:2]}/{h[2:]}{'.dir' if md5.endswith('.dir') else ''}"

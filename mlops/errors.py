@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MlopsError(Exception):
     """An expected failure: bad input, a failed gate, a refused push. Exit code 1."""
@@ -34,7 +36,12 @@ class ModelInvalid(MlopsError):
 
 
 class GateFailed(MlopsError):
-    """A promotion gate failed."""
+    """A promotion gate failed. Carries the gate report (a `mlops.gates.GateReport`, typed loosely because this
+    module sits below it), which the CLI's one handler renders as a table for `gate` and `promote` alike."""
+
+    def __init__(self, message: str, *, hint: str | None = None, report: Any = None) -> None:
+        super().__init__(message, hint=hint)
+        self.report = report
 
 
 class RefNotFound(MlopsError):
@@ -47,6 +54,14 @@ class GitError(MlopsError):
 
 class DvcError(MlopsError):
     """A DVC command failed or a DVC file is missing or malformed."""
+
+
+class ReproFailed(DvcError):
+    """`dvc repro` failed; carries what it got to (a `mlops.dvc.ReproResult`) so the report can say so."""
+
+    def __init__(self, message: str, *, hint: str | None = None, result: Any = None) -> None:
+        super().__init__(message, hint=hint)
+        self.result = result
 
 
 class RegistryError(MlopsError):
@@ -75,3 +90,27 @@ class NothingToRollBack(RegistryError):
 
 class GitHubPermissionError(GitHubError):
     """The GitHub token lacks a permission (401/403) or cannot see the repository or pull request (404)."""
+
+
+class MissingExtra(MlopsError):
+    """A command needs an optional part of the toolkit that is not installed (`pip install "mlops[EXTRA]"`)."""
+
+
+class ArtifactNotFound(MlopsError):
+    """No model artifact can be resolved from params.yaml and dvc.yaml (or the named one is not declared)."""
+
+
+class ModelStoreError(MlopsError):
+    """The model store refused a model: missing files, a checksum that does not match its tag, a bad layout."""
+
+
+class ServeError(MlopsError):
+    """The model server cannot start or refused an operation (no model, bad settings, admin call failed)."""
+
+
+class DeployError(MlopsError):
+    """A deployment could not be planned or applied (target unreachable, artifact not fetched, manifest invalid)."""
+
+
+class SmokeTestFailed(DeployError):
+    """The candidate failed its smoke test or canary window: traffic stays on the old version."""

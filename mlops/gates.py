@@ -8,15 +8,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from mlops.config import GateSpec
+from mlops.errors import GateFailed
+
+Rule = Literal["min", "max", "max_drop", "max_rise"]
+RULES: tuple[Rule, ...] = ("min", "max", "max_drop", "max_rise")
 
 
 @dataclass(frozen=True)
 class GateRow:
     metric: str
-    rule: str  # "min", "max", "max_drop", "max_rise"
+    rule: Rule
     threshold: float
     value: float | None
     reference: float | None
@@ -81,7 +85,7 @@ def evaluate_gates(gates: Mapping[str, GateSpec], metrics: Mapping[str, float],
     for metric, spec in gates.items():
         value = metrics.get(metric)
         ref = reference.get(metric) if reference is not None else None
-        for rule in ("min", "max", "max_drop", "max_rise"):
+        for rule in RULES:
             threshold = getattr(spec, rule)
             if threshold is None:
                 continue
@@ -102,3 +106,36 @@ def evaluate_gates(gates: Mapping[str, GateSpec], metrics: Mapping[str, float],
                 ok, detail = rise <= threshold + 1e-12, f"rise {rise:+.4f} vs {against} (limit {threshold})"
             rows.append(GateRow(metric, rule, threshold, value, ref, ok, detail))
     return GateReport(against=against, rows=tuple(rows))
+
+
+# --- one table, two renderings ------------------------------------------------------------------------------
+
+TABLE_HEADER = ("gate", "rule", "threshold", "value", "reference", "result")
+
+
+def table_rows(report: GateReport) -> list[tuple[str, str, str, str, str, str]]:
+    """The cells of the gate table; the terminal and the markdown renderings are made from these same rows."""
+    return [(r.metric, r.rule, f"{r.threshold:g}", _fmt(r.value), _fmt(r.reference),
+             f"{'pass' if r.passed else 'FAIL'}: {r.detail}") for r in report.rows]
+
+
+def render_table(report: GateReport, fmt: Literal["terminal", "markdown"] = "terminal") -> str:
+    header = (*TABLE_HEADER[:4], report.against, TABLE_HEADER[5])
+    rows = table_rows(report)
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    if not rows:
+        return "gates: none configured"
+    widths = [max(len(c) for c in col) for col in zip(header, *rows, strict=True)]
+    out = [f"gates against {report.against}:"]
+    out += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in (header, *rows)]
+    return "\n".join(out)
+
+
+def blocked(report: GateReport, consequence: str, hint: str) -> GateFailed:
+    """The one error for failed gates (`mlops gate`, `mlops promote`): names them, carries the table's report."""
+    failed = report.failed()
+    names = ", ".join(dict.fromkeys(f"{r.metric} ({r.rule})" for r in failed))
+    return GateFailed(f"{len(failed)} of {len(report.rows)} gate(s) failed against {report.against}: {names}"
+                      + (f"; {consequence}" if consequence else ""), hint=hint, report=report)

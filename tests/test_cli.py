@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +37,30 @@ def test_every_command_and_option_has_help() -> None:
     assert missing == []
 
 
+def test_every_command_is_wrapped_by_the_one_error_handler() -> None:
+    """A command without `@handled` would show users a traceback (exit 1) instead of a one-line error."""
+    root = typer.main.get_command(app)
+    leaves = [(path, cmd) for path, cmd in _walk(root) if not getattr(cmd, "commands", None)]
+    assert len(leaves) >= 9
+    unwrapped = [path for path, cmd in leaves if not getattr(cmd.callback, "__mlops_handled__", False)]
+    assert unwrapped == []
+
+
+def test_jobs_and_capabilities_never_read_the_actions_environment() -> None:
+    """The GitHub Actions context is read in one place (mlops/github/context.py) and passed in as a value."""
+    pkg = Path(__file__).resolve().parents[1] / "mlops"
+    offenders = []
+    for path in sorted(pkg.rglob("*.py")):
+        rel = path.relative_to(pkg).as_posix()
+        if rel.startswith("cli/") or rel in ("github/context.py", "git.py", "dvc.py"):
+            continue  # the CLI builds the context; git/dvc pass the environment through to their subprocesses
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            names_ci = any(k in line for k in ("GITHUB_", "MLOPS_PR_NUMBER", "MLOPS_COMMENT_AUTHOR"))
+            if names_ci and ("environ" in line or "getenv" in line):
+                offenders.append(f"{rel}:{n}: {line.strip()}")
+    assert offenders == []
+
+
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
@@ -55,7 +80,7 @@ def test_expected_error_is_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*_a: Any, **_k: Any) -> None:
         raise DataInvalid("data.csv: column 'x' is missing", hint="add it")
 
-    monkeypatch.setattr("mlops.jobs.pipeline.run_stage", boom)
+    monkeypatch.setattr("mlops.jobs.stage.run_stage", boom)
     result = runner.invoke(app, ["stage", "prepare"])
     assert result.exit_code == 1
     assert result.output.splitlines() == ["error: data.csv: column 'x' is missing", "hint: add it"]
@@ -65,7 +90,7 @@ def test_bug_is_exit_3_with_report_hint(monkeypatch: pytest.MonkeyPatch) -> None
     def bug(*_a: Any, **_k: Any) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("mlops.jobs.pipeline.run_stage", bug)
+    monkeypatch.setattr("mlops.jobs.stage.run_stage", bug)
     result = runner.invoke(app, ["stage", "prepare"])
     assert result.exit_code == 3
     assert "internal error: ZeroDivisionError" in result.output
@@ -77,7 +102,7 @@ def test_traceback_flag_shows_it(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     def bug(*_a: Any, **_k: Any) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("mlops.jobs.pipeline.run_stage", bug)
+    monkeypatch.setattr("mlops.jobs.stage.run_stage", bug)
     monkeypatch.setattr("mlops.cli.state.traceback", False)
     result = runner.invoke(app, ["--traceback", "stage", "prepare"])
     assert result.exit_code == 3
@@ -88,7 +113,7 @@ def test_interrupt_is_exit_130(monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted(*_a: Any, **_k: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("mlops.jobs.pipeline.run_stage", interrupted)
+    monkeypatch.setattr("mlops.jobs.stage.run_stage", interrupted)
     assert runner.invoke(app, ["stage", "prepare"]).exit_code == 130
 
 
@@ -104,7 +129,7 @@ def test_bug_message_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     def bug(*_a: Any, **_k: Any) -> None:
         raise RuntimeError("first line\n[bt] frame 1\n[bt] frame 2")
 
-    monkeypatch.setattr("mlops.jobs.pipeline.run_stage", bug)
+    monkeypatch.setattr("mlops.jobs.stage.run_stage", bug)
     result = runner.invoke(app, ["stage", "prepare"])
     assert result.exit_code == 3
     assert "error: internal error: RuntimeError: first line\n" in result.output
@@ -115,7 +140,7 @@ def test_bad_parameter_inside_a_command_is_a_usage_error(monkeypatch: pytest.Mon
     def bad(*_a: Any, **_k: Any) -> None:
         raise typer.BadParameter("must be one of a, b")
 
-    monkeypatch.setattr("mlops.jobs.pipeline.run_stage", bad)
+    monkeypatch.setattr("mlops.jobs.stage.run_stage", bad)
     result = runner.invoke(app, ["stage", "prepare"])
     assert result.exit_code == 2
     assert "internal error" not in result.output

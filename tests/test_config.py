@@ -157,7 +157,7 @@ def test_sections_read_only_their_own_keys(tmp_path: Path) -> None:
     other = "model: {alpha: 0.5, anything: [1, 2]}\ngates: {quality.accuracy: {min: 0.5}}\n"
     sections = load_sections(_write(tmp_path, other))
     assert sections.gates["quality.accuracy"].min == 0.5
-    assert sections.registry.artifact == "churn-model"
+    assert sections.registry.artifact is None  # resolved from dvc.yaml by mlops.project
     assert load_sections(tmp_path / "absent.yaml").gates == {}
 
 

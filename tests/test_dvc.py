@@ -17,7 +17,7 @@ from mlops.errors import DvcError
     ("stages: {train: {outs: [5]}}", r"key 'stages.train.outs\[0\]' must be a mapping with a 'path'"),
     ("stages: {train: {deps: [{md5: abc}]}}", r"key 'stages.train.deps\[0\]' must be a mapping with a 'path'"),
     ("- a list", "expected a mapping at the top level"),
-    ("stages: [unclosed", "not valid YAML"),
+    ("stages: [unclosed", "line 1: not valid YAML"),
 ])
 def test_malformed_lock(text: str, message: str) -> None:
     with pytest.raises(DvcError, match=rf"^dvc\.lock: {message}"):
@@ -29,7 +29,7 @@ def test_read_lock_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(DvcError, match=r"dvc\.lock: key 'stages\.train\.outs' must be a list"):
         read_lock(tmp_path)
     (tmp_path / "dvc.lock").unlink()
-    with pytest.raises(DvcError, match=r"dvc\.lock: not found"):
+    with pytest.raises(DvcError, match=r"dvc\.lock: file not found"):
         read_lock(tmp_path)
 
 

@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from mlops import dvc as mdvc
-from mlops.config import load_params
 from mlops.errors import ModelInvalid
 from mlops.stages import train as train_mod
 from mlops.stages.data import sha256_file
@@ -64,7 +63,7 @@ def test_noop_repro_runs_nothing_and_one_param_reruns_train_and_evaluate(trained
     params = yaml.safe_load((trained_project / "params.yaml").read_text())
     params["train"]["max_depth"] = 3
     (trained_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    ran = mdvc.repro(trained_project)
+    ran = mdvc.repro(trained_project).ran
     assert ran == ["train", "evaluate"]
 
 
@@ -85,7 +84,7 @@ def test_push_and_pull_with_run_cache(trained_project: Path, tmp_path: Path) -> 
     dvc(clone, "remote", "modify", "--local", "local", "url", str(store))
     dvc(clone, "pull", "--run-cache")
     assert (clone / "models/model.ubj").read_bytes() == (trained_project / "models/model.ubj").read_bytes()
-    assert mdvc.repro(clone) == []
+    assert mdvc.repro(clone).ran == []
 
 
 def test_run_cache_restores_a_previous_params_state(trained_project: Path) -> None:
@@ -93,10 +92,10 @@ def test_run_cache_restores_a_previous_params_state(trained_project: Path) -> No
     params_path = trained_project / "params.yaml"
     before = params_path.read_text()
     params_path.write_text(before.replace("n_estimators: 400", "n_estimators: 50"))
-    assert mdvc.repro(trained_project) == ["train", "evaluate"]
+    assert mdvc.repro(trained_project).ran == ["train", "evaluate"]
     params_path.write_text(before)
     # Back to the committed params: DVC restores train and evaluate from its run cache instead of rerunning.
-    assert mdvc.repro(trained_project) == []
+    assert mdvc.repro(trained_project).ran == []
     assert (trained_project / "models/model.ubj").read_bytes() == original
 
 
@@ -119,4 +118,23 @@ def test_failed_validation_stops_the_pipeline_before_training(project: Path) -> 
                for line in err), proc.stderr
     assert not (project / "models/model.ubj").exists()
     assert json.loads((project / "reports/validation.json").read_text())["passed"] is False
-    assert load_params(project / "params.yaml").data.target == "churn"
+
+
+def test_the_venvs_mlops_runs_the_whole_pipeline_without_the_venv_on_path(project: Path) -> None:
+    """`.venv/bin/mlops run` (or a pipx install) with its scripts directory not on PATH: the stage commands in
+    dvc.yaml (`mlops stage ...`) must still find this toolkit, not fail with `mlops: command not found`."""
+    import os
+    import shutil
+
+    entry = Path(sys.executable).parent / "mlops"
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = os.pathsep.join(p for p in ("/usr/local/bin", "/usr/bin", "/bin") if Path(p).is_dir())
+    assert shutil.which("mlops", path=env["PATH"]) is None  # nothing else could answer for it
+    proc = subprocess.run([str(entry), "run", "--base", "main"], cwd=project, capture_output=True, text=True,
+                          env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "stages run: prepare, validate, train, evaluate" in proc.stdout
+    lead = next(line for line in proc.stdout.splitlines() if line.startswith("headline: "))
+    assert lead.startswith("headline: test.roc_auc = 0.8"), lead  # the first metric of reports/metrics.json
+    assert "outputs: data/prepared" in proc.stdout and "models" in proc.stdout
+    assert (project / "models/model.ubj").is_file() and (project / "reports/report.md").is_file()

@@ -128,8 +128,9 @@ def test_failed_gate_tags_nothing_and_prints_the_table(repo: Path) -> None:
     merge(repo, weights="worse", metrics={"test": {"roc_auc": 0.846, "pr_auc": 0.60, "log_loss": 0.40}})
     result = promote()
     assert result.exit_code == 1
-    assert "| test.pr_auc | max_drop | 0.01 | 0.6000 | 0.6600 | FAIL" in result.stdout
-    assert "error: 1 promotion gate(s) failed against production: test.pr_auc (max_drop)" in result.stderr
+    row = next(line for line in result.stdout.splitlines() if "test.pr_auc" in line and "max_drop" in line)
+    assert row.split()[:5] == ["test.pr_auc", "max_drop", "0.01", "0.6000", "0.6600"] and "FAIL" in row
+    assert "error: 1 of 4 gate(s) failed against production: test.pr_auc (max_drop); nothing tagged" in result.stderr
     assert "hint:" in result.stderr
     assert sorted(remote_tags(repo.parent / "origin.git")) == ["churn-model#production#1", "churn-model@v1.0.0"]
     assert git(repo, "tag", "-l", "churn-model@v1.0.1") == ""

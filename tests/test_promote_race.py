@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-import mlops.jobs.promote as job
 from mlops.jobs.promote import PromoteOptions, promote
 from tests.helpers import git
 from tests.registry_helpers import clone, fake_project, merge, remote_tags
@@ -45,17 +44,19 @@ def test_losing_the_race_refetches_and_recomputes(tmp_path: Path, monkeypatch: p
             shutil.copytree(repo / name, other / name)
     else:
         merge(other, weights="theirs")  # another merge on main, promoted by another runner
-    real = job._publish
+    from mlops.registry import publish
+
+    real = publish.create_local
     calls: list[int] = []
 
-    def racing(tags: list[Any], root: Path, remote: str | None, pending: tuple[str, ...] = ()) -> bool | None:
-        if not calls:
+    def racing(tags: list[Any], root: Path) -> list[str]:
+        if not calls:  # the other runner pushes between our plan and our push
             won = _mlops(other, "promote", "--json")
             assert won.returncode == 0, won.stderr
         calls.append(1)
-        return real(tags, root, remote, pending)
+        return real(tags, root)
 
-    monkeypatch.setattr(job, "_publish", racing)
+    monkeypatch.setattr(publish, "create_local", racing)
     result = promote(repo, PromoteOptions())
     head = git(repo, "rev-parse", "HEAD")
     regs = _registrations(origin)

@@ -111,25 +111,27 @@ def test_dvc_hash_matches_dvc_for_a_directory(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("lock", "message"), [
-    ({"stages": 5}, "'stages' must map stage names to stages, not int"),
+    ({"stages": 5}, "key 'stages' must be a mapping of stage names, got int"),
     ({"stages": {"train": 5}}, "stage 'train' must be a mapping"),
-    ({"stages": {"train": {"outs": 5}}}, "stage 'train': 'outs' must be a list"),
-    ({"stages": {"train": {"outs": [5]}}}, "stage 'train': each of its outs needs a 'path'"),
-    ({"stages": {"train": {"deps": [{"md5": "a"}]}}}, "stage 'train': each of its deps needs a 'path'"),
+    ({"stages": {"train": {"outs": 5}}}, "key 'stages.train.outs' must be a list"),
+    ({"stages": {"train": {"outs": [5]}}}, "key 'stages.train.outs[0]' must be a mapping with a 'path'"),
+    ({"stages": {"train": {"deps": [{"md5": "a"}]}}}, "key 'stages.train.deps[0]' must be a mapping with a 'path'"),
+    ({"stages": {"train": {"outs": [{"path": True}]}}}, "key 'stages.train.outs[0]' must be a mapping"),
 ])
-def test_odd_dvc_lock_shapes_are_registry_errors_naming_dvc_lock(lock: dict[str, object], message: str) -> None:
-    from mlops.errors import RegistryError
-    from mlops.registry.model import data_deps, output_hash
+def test_odd_dvc_lock_shapes_are_one_validators_errors_naming_dvc_lock(lock: dict[str, object],
+                                                                        message: str) -> None:
+    from mlops.dvc import check_lock_shape, parse_lock
+    from mlops.errors import DvcError
 
-    walks = [lambda: data_deps(lock)] + ([] if "deps" in message else [lambda: output_hash(lock, "models")])
-    for walk in walks:
-        with pytest.raises(RegistryError, match=r"dvc\.lock: malformed") as err:
-            walk()
-        assert message in err.value.message
+    with pytest.raises(DvcError, match=r"^dvc\.lock: ") as err:
+        check_lock_shape(lock)
+    assert message in err.value.message
+    with pytest.raises(DvcError, match=r"dvc\.lock at main"):
+        parse_lock(yaml.safe_dump(lock), "dvc.lock at main (0123abcd)")
 
 
 def test_data_deps_are_the_inputs_no_stage_produces() -> None:
-    from mlops.registry.model import data_deps
+    from mlops.dvc import data_deps
 
     lock = {"stages": {"prepare": {"deps": [{"path": "data/raw.csv", "md5": "r"}, {"path": "prep.py", "md5": "c"}],
                                    "outs": [{"path": "data/prepared/", "md5": "p.dir"}]},

@@ -162,7 +162,7 @@ def test_other_dvc_project_gets_a_correct_report(small: Path) -> None:
     assert "data:image/png;base64," in html and "<script" not in html
     gate = runner.invoke(app, ["gate"])
     assert gate.exit_code == 0, gate.output
-    assert "PASS  quality.accuracy" in gate.output
+    assert "pass:" in _row(gate.output, "quality.accuracy", "min")
 
 
 @pytest.mark.slow
@@ -209,9 +209,10 @@ def test_gate_fails_with_exit_1_and_a_table(small: Path) -> None:
     dvc(small, "repro", "-q")
     result = runner.invoke(app, ["gate"])
     assert result.exit_code == 1, result.output
-    assert "FAIL  quality.accuracy  max_drop" in result.output
-    assert "PASS  quality.accuracy  min" in result.output
-    assert "error: 2 of 3 gates failed" in result.output
+    assert "FAIL:" in _row(result.output, "quality.accuracy", "max_drop")
+    assert "pass:" in _row(result.output, "quality.accuracy", "min")
+    assert "error: 2 of 3 gate(s) failed against base: quality.accuracy (max_drop), quality.rmse (max_rise)" \
+        in result.output
     report = runner.invoke(app, ["report"])
     assert "❌ mlops report: 2 of 3 gates failed" in (small / "reports" / "report.md").read_text()
     assert report.exit_code == 0
@@ -252,6 +253,11 @@ def test_run_on_a_branch_reports_metrics_and_param_change(trained_project: Path,
     assert len(md) < 65_536
     assert md.index("### Gates") < md.index("### Metrics") < md.index("### Params changed") \
         < md.index("### Data changed") < md.index("### Validation") < md.index("### Plots")
+
+
+def _row(output: str, metric: str, rule: str) -> str:
+    """The gate table's row for METRIC's RULE (the terminal rendering: columns separated by spaces)."""
+    return next(line for line in output.splitlines() if line.split()[:2] == [metric, rule])
 
 
 def test_gate_against_an_unknown_reference_is_a_usage_error() -> None:
@@ -327,8 +333,8 @@ def test_stale_metrics_are_not_shown_as_this_branchs(tmp_path: Path) -> None:
 def test_a_report_that_cannot_be_built_never_masks_the_pipeline_error(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from mlops.errors import DvcError
-    from mlops.jobs import pipeline
     from mlops.jobs import report as jobs_report
+    from mlops.jobs import run as pipeline
 
     def failing_pipeline(*args: object, **kwargs: object) -> None:
         raise DvcError("dvc repro failed: validation failed: check 'Data Duplicates'")

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import typer
 
 from mlops import __version__
-from mlops.errors import MlopsError
+from mlops.errors import GateFailed, MlopsError
 
 BUG_URL = "https://github.com/mlops-toolkit/mlops/issues"
 
@@ -55,6 +55,10 @@ def handled(fn: F) -> F:
         except MlopsError as exc:
             if state.traceback:
                 tb.print_exc()
+            if isinstance(exc, GateFailed) and exc.report is not None:
+                from mlops.gates import render_table
+
+                typer.echo(render_table(exc.report))  # the table on stdout, the one-line cause on stderr
             typer.echo(f"error: {exc.message}", err=True)
             if exc.hint:
                 typer.echo(f"hint: {exc.hint}", err=True)
@@ -73,7 +77,15 @@ def handled(fn: F) -> F:
                        f"{BUG_URL}", err=True)
             raise typer.Exit(3) from None
 
+    wrapper.__mlops_handled__ = True  # type: ignore[attr-defined]  # checked by a test over every command
     return wrapper  # type: ignore[return-value]
+
+
+def ci_context() -> Any:
+    """The GitHub Actions context of this process (read from the environment here, and only here)."""
+    from mlops.github.context import CIContext
+
+    return CIContext.from_env()
 
 
 def _version(value: bool) -> None:

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mlops.cli import app, echo, handled, progress, state
+from mlops.cli import app, ci_context, echo, handled, progress, state
 
 if TYPE_CHECKING:  # promote/rollback load params (pydantic): imported when they run, so `registry show` is fast
-    from mlops.gates import GateReport
     from mlops.jobs.promote import PromoteResult
 from mlops.registry import read_events
 from mlops.registry.tags import build_state, history
@@ -28,17 +27,6 @@ class Bump(StrEnum):
     patch = "patch"
     minor = "minor"
     major = "major"
-
-
-def gate_table(report: GateReport) -> str:
-    lines = [f"| gate | rule | threshold | value | {report.against} | result |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for r in report.rows:
-        value = "n/a" if r.value is None else f"{r.value:.4f}"
-        ref = "n/a" if r.reference is None else f"{r.reference:.4f}"
-        lines.append(f"| {r.metric} | {r.rule} | {r.threshold:g} | {value} | {ref} | "
-                     f"{'pass' if r.passed else 'FAIL'}: {r.detail} |")
-    return "\n".join(lines)
 
 
 def result_json(r: PromoteResult) -> dict[str, Any]:
@@ -69,7 +57,9 @@ def _say(r: PromoteResult) -> None:
     if r.published:
         echo(f"published {', '.join(r.published)} (made earlier without pushing)")
     if r.gates is not None and state.verbose:
-        echo(gate_table(r.gates))
+        from mlops.gates import render_table
+
+        echo(render_table(r.gates))
     if state.verbose:
         for note in r.notes:
             echo(f"note: {note}", err=True)
@@ -93,15 +83,11 @@ def promote_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as one JSON object."),
 ) -> None:
     """Register the model at HEAD as NAME@vX.Y.Z after its gates pass, and/or assign a stage (GTO tags)."""
-    from mlops.jobs.promote import GatesBlocked, PromoteOptions, promote
+    from mlops.jobs.promote import PromoteOptions, promote
 
     options = PromoteOptions(bump=bump.value, stage=stage, ref=ref, push=push, allow_branch=allow_branch,
                              remote=remote)
-    try:
-        result = promote(Path("."), options, progress)
-    except GatesBlocked as exc:
-        echo(gate_table(exc.report))
-        raise
+    result = promote(Path("."), options, progress, ci_context())
     if as_json:
         echo(json.dumps(result_json(result), indent=2))
     else:
@@ -122,9 +108,10 @@ def rollback_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as one JSON object."),
 ) -> None:
     """Assign production back to the previous (or a given) version with a new stage tag; history keeps both."""
-    from mlops.jobs.promote import rollback
+    from mlops.jobs.rollback import rollback
 
-    result = rollback(name, Path("."), to=to, stage=stage, push=push, remote=remote, progress=progress)
+    result = rollback(name, Path("."), to=to, stage=stage, push=push, remote=remote, progress=progress,
+                      ci=ci_context())
     if as_json:
         echo(json.dumps(result_json(result), indent=2))
     else:

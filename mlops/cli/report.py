@@ -8,11 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlops.cli import app, echo, handled, progress
-from mlops.errors import GateFailed
+from mlops.cli import app, ci_context, echo, handled, progress
 
 if TYPE_CHECKING:  # the jobs are imported when a command runs: `mlops --help` stays fast
-    from mlops.gates import GateReport
     from mlops.jobs.report import ReportResult
 
 
@@ -23,17 +21,6 @@ class Against(StrEnum):
 
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4f}"
-
-
-def print_gates(report: GateReport) -> None:
-    if not report.rows:
-        echo("gates: none configured")
-        return
-    echo(f"gates against {report.against}:")
-    width = max(len(r.metric) for r in report.rows)
-    for r in report.rows:
-        echo(f"  {'PASS' if r.passed else 'FAIL'}  {r.metric:<{width}}  {r.rule:<8} {r.threshold:<8g} "
-             f"value {_fmt(r.value)}  ref {_fmt(r.reference)}  {r.detail}")
 
 
 def print_report(result: ReportResult) -> None:
@@ -67,7 +54,7 @@ def report_cmd(
     from mlops.jobs.report import build
 
     result = build(Path("."), base=base, production=production, out=Path(out) if out else None,
-                   progress=progress)
+                   progress=progress, ci=ci_context())
     print_report(result)
 
 
@@ -79,15 +66,10 @@ def gate_cmd(
     base: str = typer.Option(None, "--base", help="Git ref used as base (default: merge-base with main)."),
 ) -> None:
     """Check the gates of params.yaml; exit 1 when one fails, with a table of all of them either way."""
-    from mlops.jobs.report import gate
+    from mlops.gates import render_table
+    from mlops.jobs.gate import gate
 
-    result = gate(Path("."), against=against.value, base=base, progress=progress)
-    print_gates(result)
-    if not result.passed:
-        failed = result.failed()
-        raise GateFailed(f"{len(failed)} of {len(result.rows)} gates failed: "
-                         + ", ".join(f"{g.metric} {g.rule} ({g.detail})" for g in failed),
-                         hint="see the table above; thresholds are under `gates:` in params.yaml")
+    echo(render_table(gate(Path("."), against=against.value, base=base, progress=progress)))
 
 
 @app.command("comment")
@@ -104,9 +86,9 @@ def comment_cmd(
                                     "github-actions[bot])."),
 ) -> None:
     """Create or update the one sticky report comment; also write the job summary when in Actions."""
-    from mlops.jobs.report import comment
+    from mlops.jobs.comment import comment
 
     result = comment(Path("."), report_file=Path(report) if report else None, target=target,
-                     label=watermark_title, author=author, progress=progress)
+                     label=watermark_title, author=author, progress=progress, ci=ci_context())
     if result.posted is not None:
         echo(f"comment {result.posted.action} on {result.posted.target}: {result.posted.url}")

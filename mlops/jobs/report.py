@@ -9,8 +9,6 @@ from the run cache). The report says which.
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import tempfile
 import time
@@ -20,37 +18,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mlops import __version__, dvc, git
+from mlops import __version__, dvc, git, project
 from mlops.config import PARAMS_FILE, GateSpec, RegistryParams, ReportParams, load_sections
-from mlops.errors import DvcError, GateFailed, GitError, GitHubError, RefNotFound, ReportError
+from mlops.errors import DvcError, GitError, RefNotFound, ReportError
+from mlops.files import parse_structured, yaml_mapping
 from mlops.gates import GateReport, evaluate_gates, metrics_of
-from mlops.github import (
-    DEFAULT_API,
-    Client,
-    Posted,
-    Target,
-    check_label,
-    parse_target,
-    pr_from_event,
-    watermark,
-)
+from mlops.github import LOCAL, CIContext
 from mlops.progress import Progress, silent
 from mlops.registry import stage_commit
 from mlops.report import (
-    GITHUB_LIMIT,
     Meta,
     PipelineFailure,
     Report,
     State,
     as_json,
     build_report,
-    fit,
     flatten_params,
     html,
     markdown,
-    parse_output,
     with_renderings,
 )
 
@@ -72,14 +57,6 @@ def load_report_config(root: Path) -> ReportConfig:
 
 # --- reading states --------------------------------------------------------------------------------------------
 
-def _yaml_or_empty(raw: bytes | None) -> dict[str, Any]:
-    if not raw:
-        return {}
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _plot_specs(root: Path, dvc_yaml: dict[str, Any]) -> list[dvc.PlotSpec]:
@@ -108,7 +85,7 @@ def _params(read: Any, dvc_yaml: dict[str, Any]) -> dict[str, str]:
         raw = read(path)
         if raw is None:
             continue
-        data = _yaml_or_empty(raw) if not path.endswith(".json") else parse_output(path, raw)
+        data = yaml_mapping(raw) if not path.endswith(".json") else parse_structured(path, raw)
         prefix = "" if path == PARAMS_FILE else f"{path}:"
         out.update(flatten_params(data or {}, prefix))
     return out
@@ -122,10 +99,10 @@ def read_workspace(root: Path, cfg: ReportConfig, specs: Sequence[dvc.PlotSpec],
     for path in _wanted(cfg.report, metrics, specs):
         p = root / path
         if p.is_file():
-            files[path] = parse_output(path, p.read_bytes())
+            files[path] = parse_structured(path, p.read_bytes())
         elif path in metrics:
             missing.append(path)
-    lock = dvc.parse_lock((root / dvc.DVC_LOCK).read_bytes()) if (root / dvc.DVC_LOCK).is_file() else {}
+    lock = dvc.read_lock(root) if (root / dvc.DVC_LOCK).is_file() else {}
     try:
         commit: str | None = git.head(root)
     except GitError:
@@ -153,7 +130,7 @@ def _from_commit(root: Path, rev: str, wanted: Sequence[str], lock: dict[str, An
                 lacking.append(path)
                 continue
         if raw is not None:
-            into[path] = parse_output(path, raw)
+            into[path] = parse_structured(path, raw)
     return lacking
 
 
@@ -165,7 +142,7 @@ def _worktree_fill(root: Path, rev: str, lacking: Sequence[str], into: dict[str,
     git.worktree_add(wt, rev, root)
     try:
         dvc.prepare_worktree(root, wt)
-        lock = dvc.parse_lock((wt / dvc.DVC_LOCK).read_bytes()) if (wt / dvc.DVC_LOCK).is_file() else {}
+        lock = dvc.read_lock(wt) if (wt / dvc.DVC_LOCK).is_file() else {}
         if dvc.has_remote(root):
             progress(f"report: fetching {label} outputs from the DVC remote")
             dvc.fetch(wt)
@@ -175,14 +152,14 @@ def _worktree_fill(root: Path, rev: str, lacking: Sequence[str], into: dict[str,
             lacking = still
         progress(f"report: reproducing {label} outputs (dvc repro --pull --allow-missing)")
         try:
-            ran = dvc.repro(wt, pull=dvc.has_remote(root))
+            ran = dvc.repro(wt, pull=dvc.has_remote(root)).ran
         except DvcError as exc:
             raise ReportError(f"cannot get the {label} outputs ({', '.join(lacking)}) at {rev[:12]}: {exc.message}",
                               hint="push them from main (`dvc push --run-cache`) or use --base with another ref") \
                 from None
         for path in lacking:
             if (wt / path).is_file():
-                into[path] = parse_output(path, (wt / path).read_bytes())
+                into[path] = parse_structured(path, (wt / path).read_bytes())
         if ran:
             return f"reproduced ({', '.join(ran)} run; the rest from the run cache)"
         return "restored from the run cache"
@@ -193,8 +170,9 @@ def _worktree_fill(root: Path, rev: str, lacking: Sequence[str], into: dict[str,
 
 def read_commit(root: Path, cfg: ReportConfig, specs: Sequence[dvc.PlotSpec], rev: str, role: str, name: str,
                 ref: str, progress: Progress = silent) -> State:
-    dvc_yaml = _yaml_or_empty(git.show_file(rev, dvc.DVC_YAML, root))
-    lock = _yaml_or_empty(git.show_file(rev, dvc.DVC_LOCK, root))
+    dvc_yaml = yaml_mapping(git.show_file(rev, dvc.DVC_YAML, root))
+    # the one validator, naming the commit: a malformed lock at the base is a clear error, not a crash
+    lock = dvc.parse_lock(git.show_file(rev, dvc.DVC_LOCK, root), f"{dvc.DVC_LOCK} at {ref} ({rev[:12]})")
     metrics = dvc.metrics_paths(dvc_yaml)
     wanted = _wanted(cfg.report, metrics, specs)
     files: dict[str, Any] = {}
@@ -221,43 +199,26 @@ def resolve_base(root: Path, base: str | None, main: str) -> tuple[str, str]:
                            "or pass --base REF")
 
 
-def _artifact(root: Path, cfg: ReportConfig, raw_params_has_registry: bool) -> str | None:
-    if raw_params_has_registry:
-        return cfg.registry.artifact
-    try:
-        names = list(dvc.artifacts(root))
-    except DvcError:
-        return None
-    return names[0] if names else None
-
-
 def resolve_production(root: Path, cfg: ReportConfig, production: str) -> tuple[str | None, str, str]:
-    """(commit, ref, note) of the production model per --production auto|REF|none."""
+    """(commit, ref, note) of the production model per --production auto|REF|none; auto is the version that
+    `registry.production_stage` of the resolved model artifact points at."""
     if production == "none":
         return None, "", "Production comparison turned off (--production none)."
     if production != "auto":
         return git.rev_parse(production, root), production, f"Production: {production}."
-    has_registry = "registry" in _yaml_or_empty((root / PARAMS_FILE).read_bytes()
-                                                if (root / PARAMS_FILE).is_file() else None)
-    artifact = _artifact(root, cfg, has_registry)
+    artifact = project.artifact_name(root, cfg.registry)
     if artifact is None:
-        return None, "", "No production model: no model artifact is declared (dvc.yaml `artifacts:`)."
-    info = stage_commit(root, artifact, "production")
+        return None, "", "No production model: no model artifact is declared (dvc.yaml `artifacts:`, type: model)."
+    stage = cfg.registry.production_stage
+    info = stage_commit(root, artifact, stage)
     if info is None:
-        return None, "", (f"No production model yet: no {artifact}#production#N tag, "
+        return None, "", (f"No production model yet: no {artifact}#{stage}#N tag, "
                           "so nothing is compared with production.")
     return info.commit, f"{artifact} {info.version}", f"Production: {artifact} {info.version} ({info.tag})."
 
 
 def gate_report(cfg: ReportConfig, head: State, ref: State | None, against: str) -> GateReport:
     return evaluate_gates(cfg.gates, head.metrics, ref.metrics if ref is not None else None, against)
-
-
-def run_url() -> str | None:
-    server, repo, run = (os.environ.get(k, "") for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
-    if server.startswith(("https://", "http://")) and repo and run.isdigit():
-        return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
-    return None
 
 
 @dataclass(frozen=True)
@@ -284,7 +245,7 @@ def _without_stale(head: State, failed: PipelineFailure, metrics: Sequence[str])
 
 def build(root: Path = Path("."), *, base: str | None = None, production: str = "auto",
           out: Path | None = None, progress: Progress = silent, pngs: bool = True,
-          failed: PipelineFailure | None = None) -> ReportResult:
+          failed: PipelineFailure | None = None, ci: CIContext = LOCAL) -> ReportResult:
     """Read the three states, diff them, and write report.md, report.html and report.json under OUT.
 
     FAILED: the pipeline failed; the report says so first, shows validation and compares whatever metrics exist,
@@ -297,7 +258,7 @@ def build(root: Path = Path("."), *, base: str | None = None, production: str = 
     out_dir = (root / "reports") if out is None else (out if out.is_absolute() else Path.cwd() / out)
     dvc_yaml = dvc.read_dvc_yaml(root)
     specs = _plot_specs(root, dvc_yaml)
-    branch = os.environ.get("GITHUB_HEAD_REF") or git.current_branch(root) or "detached HEAD"
+    branch = ci.head_ref or git.current_branch(root) or "detached HEAD"
     progress("report: reading the workspace")
     head = read_workspace(root, cfg, specs, "this branch", branch)
     if failed is not None:
@@ -310,6 +271,9 @@ def build(root: Path = Path("."), *, base: str | None = None, production: str = 
     base_state = read_commit(root, cfg, specs, base_commit, "base", base_name, base_name, progress)
     prod_commit, prod_ref, note = resolve_production(root, cfg, production)
     prod_state = None
+    # the lead metric: configured, else the first metric of the first metrics file (of whichever state has one)
+    lead = project.headline(cfg.report.headline, head.metrics or base_state.metrics)
+    cfg = replace(cfg, report=cfg.report.model_copy(update={"headline": lead or ""}))
     if prod_commit is not None:
         progress(f"report: reading production at {prod_commit[:12]}")
         prod_state = read_commit(root, cfg, specs, prod_commit, "production", "production", prod_ref, progress)
@@ -320,7 +284,7 @@ def build(root: Path = Path("."), *, base: str | None = None, production: str = 
     prod_gates = gate_report(cfg, head, prod_state, "production") if prod_state is not None else None
     if failed is not None and not failed.metrics_reproduced:
         gates = prod_gates = None  # nothing of this branch to gate: the report says why instead
-    url = run_url()
+    url = ci.run_url
     where = f"`mlops-report` artifact of the workflow run: {url}" if url else str(out_dir / "report.html")
     meta = Meta(__version__, 0.0, url, datetime.now(UTC).isoformat(timespec="seconds"), where)
     report = build_report(cfg.report, head, base_state, prod_state, note, gates, specs, meta, notes,
@@ -340,105 +304,3 @@ def build(root: Path = Path("."), *, base: str | None = None, production: str = 
     return ReportResult(report, tuple(files), md_text)
 
 
-def gate(root: Path = Path("."), *, against: str = "base", base: str | None = None,
-         progress: Progress = silent) -> GateReport:
-    """The gates of params.yaml for the workspace's metrics against base or production (no rendering)."""
-    root = root.resolve()
-    cfg = load_report_config(root)
-    if not cfg.gates:
-        raise GateFailed(f"{root / PARAMS_FILE}: no gates configured (the `gates:` section is empty)",
-                         hint="add e.g. `gates: {test.roc_auc: {min: 0.8, max_drop: 0.005}}`")
-    specs: list[dvc.PlotSpec] = []
-    head = read_workspace(root, cfg, specs, "this branch", git.current_branch(root) or "HEAD")
-    if not head.metrics:
-        raise ReportError("no metrics in the workspace", hint="run the pipeline first (`mlops run`)")
-    ref_state: State | None = None
-    if against == "production":
-        commit, ref, _ = resolve_production(root, cfg, "auto")
-        if commit is not None:
-            ref_state = read_commit(root, cfg, specs, commit, "production", "production", ref, progress)
-    elif against == "base":
-        commit, name = resolve_base(root, base, cfg.registry.main_branch)
-        ref_state = read_commit(root, cfg, specs, commit, "base", name, name, progress)
-    else:
-        raise ReportError(f"--against must be base or production, got '{against}'")
-    return gate_report(cfg, head, ref_state, against)
-
-
-# --- the sticky comment ----------------------------------------------------------------------------------------
-
-def _repo_from_remote(root: Path) -> str | None:
-    url = git.remote_url("origin", root) or ""
-    m = re.search(r"[:/]([A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+?)(?:\.git)?/?$", url)
-    return m.group(1) if m else None
-
-
-@dataclass(frozen=True)
-class CommentResult:
-    posted: Posted | None
-    summary: Path | None  # the job summary written to, in Actions
-
-
-def comment(root: Path = Path("."), *, report_file: Path | None = None, target: str = "auto", label: str = "",
-            author: str | None = None, progress: Progress = silent, retries: int = 5) -> CommentResult:
-    """Post REPORT_FILE as the one sticky comment (PR from the event or the commit, else a commit comment).
-
-    Only a comment written by AUTHOR (default: MLOPS_COMMENT_AUTHOR, else the token's own user, else any bot
-    account for installation tokens such as GITHUB_TOKEN) is ever edited: copying the watermark into a comment
-    does not make it ours.
-    """
-    root = root.resolve()
-    check_label(label)
-    author = author or os.environ.get("MLOPS_COMMENT_AUTHOR") or None
-    path = report_file or root / "reports" / "report.md"
-    if not path.is_file():
-        raise ReportError(f"{path}: report not found", hint="build it first with `mlops report` (or `mlops run`)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ReportError(f"{path}: not UTF-8 text (byte {exc.start})",
-                          hint="pass the markdown report that `mlops report` wrote (reports/report.md)") from None
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
-    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
-    summary = None
-    if summary_path:
-        try:
-            with open(summary_path, "a", encoding="utf-8") as fh:
-                fh.write(text.rstrip("\n") + "\n")
-        except OSError as exc:
-            raise GitHubError(f"GITHUB_STEP_SUMMARY {summary_path}: cannot write the job summary "
-                              f"({exc.strerror or type(exc).__name__})",
-                              hint="GITHUB_STEP_SUMMARY must name a writable file (Actions sets it); unset it "
-                                   "outside Actions") from None
-        summary = Path(summary_path)
-        progress(f"comment: report written to the job summary ({summary_path})")
-    token = (os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN") or "").strip()
-    if token and any(ch.isspace() or not ch.isprintable() for ch in token):
-        raise GitHubError("the GitHub token (GITHUB_TOKEN or GH_TOKEN) contains whitespace or control characters",
-                          hint="set it from the secret alone, e.g. `env: GITHUB_TOKEN: ${{ github.token }}`")
-    if not token:
-        raise GitHubError("no GitHub token: GITHUB_TOKEN (or GH_TOKEN) is not set",
-                          hint="in a workflow: `env: GITHUB_TOKEN: ${{ github.token }}` with "
-                               "`permissions: pull-requests: write`")
-    repo = os.environ.get("GITHUB_REPOSITORY") or _repo_from_remote(root)
-    if not repo:
-        raise GitHubError("cannot tell the GitHub repository: GITHUB_REPOSITORY is not set and origin is not GitHub",
-                          hint="set GITHUB_REPOSITORY=owner/name")
-    sha = git.head(root)
-    mark = watermark(sha, label)
-    body = fit(text, GITHUB_LIMIT - len(mark) - 4, run_url() or str(path.with_suffix(".html"))).rstrip("\n")
-    body += "\n\n" + mark
-    client = Client(repo, token, os.environ.get("GITHUB_API_URL") or DEFAULT_API, retries=retries, author=author)
-    try:
-        chosen = parse_target(target)
-        if chosen is None:
-            number = pr_from_event(os.environ.get("GITHUB_EVENT_PATH"))
-            if number is None:
-                number = client.pr_of_commit(sha)
-            chosen = Target("pr", number=number) if number is not None else Target("commit", sha=sha)
-        progress(f"comment: posting on {chosen} of {repo}")
-        posted = client.upsert(chosen, body, label)
-    finally:
-        client.close()
-    return CommentResult(posted, summary)

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from mlops import git
 
@@ -25,11 +26,14 @@ _FIELDS = ("refname:strip=2", "objecttype", "*objectname", "objectname", "tagger
            "taggerdate:iso-strict", "contents")
 
 
+Kind = Literal["register", "deregister", "assign", "unassign"]
+
+
 @dataclass(frozen=True, slots=True)
 class TagEvent:
     tag: str
     artifact: str
-    kind: str  # "register", "deregister", "assign", "unassign"
+    kind: Kind
     version: str | None
     stage: str | None
     number: int | None
@@ -42,7 +46,7 @@ class TagEvent:
 @dataclass(frozen=True)
 class ParsedName:
     artifact: str
-    kind: str
+    kind: Kind
     version: str | None
     stage: str | None
     number: int | None

@@ -1,6 +1,7 @@
 """report capability: three states (workspace, base, production) diffed into report.md, report.html, report.json."""
 
-from mlops.report.build import build_report, flatten_params, parse_output
+from mlops.files import parse_structured as parse_output
+from mlops.report.build import build_report, flatten_params
 from mlops.report.charts import with_renderings
 from mlops.report.escape import md as escape_md
 from mlops.report.model import Meta, PipelineFailure, Report, State

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import yaml
 
 from mlops.config import ReportParams
 from mlops.dvc import PlotSpec
@@ -30,28 +26,6 @@ from mlops.report.model import (
 )
 
 ROLES = ("base", "head")  # what charts compare
-
-
-def parse_output(path: str, raw: bytes) -> Any:
-    """A metrics or plots file's content by its suffix (json, yaml, csv, tsv); None when it cannot be parsed."""
-    text = raw.decode("utf-8", errors="replace")
-    low = path.lower()
-    try:
-        if low.endswith((".yaml", ".yml")):
-            return yaml.safe_load(text)
-        if low.endswith((".csv", ".tsv")):
-            rows = list(csv.DictReader(io.StringIO(text), delimiter="\t" if low.endswith(".tsv") else ","))
-            return [{k: _num(v) for k, v in r.items()} for r in rows]
-        return json.loads(text)
-    except (ValueError, yaml.YAMLError):
-        return None
-
-
-def _num(v: Any) -> Any:
-    try:
-        return float(v) if isinstance(v, str) and v.strip() != "" else v
-    except ValueError:
-        return v
 
 
 def flatten_params(obj: Any, prefix: str = "") -> dict[str, str]:
@@ -177,8 +151,9 @@ def segment_rows(cfg: ReportParams, head: State, base: State | None) -> tuple[Se
     hs, bs = head.files.get(cfg.segments), base.files.get(cfg.segments)
     if not isinstance(hs, Mapping) or not isinstance(bs, Mapping):
         return ()
-    metric = cfg.segment_metric or cfg.headline.rsplit(".", 1)[-1]
-    spec = cfg.spec(cfg.headline if cfg.segment_metric is None else metric)
+    lead = cfg.headline or ""
+    metric = cfg.segment_metric or lead.rsplit(".", 1)[-1]
+    spec = cfg.spec(lead if cfg.segment_metric is None else metric)
     rows = []
     for column, values in hs.items():
         if not isinstance(values, Mapping):
@@ -302,7 +277,7 @@ def build_report(cfg: ReportParams, head: State, base: State | None, production:
     """Pure: every diff of the report from already-read states (PIPELINE: the pipeline failed first)."""
     states = {s.role: s for s in (head, base, production) if s is not None}
     return Report(
-        head=head, base=base, production=production, production_note=production_note, headline=cfg.headline,
+        head=head, base=base, production=production, production_note=production_note, headline=cfg.headline or "",
         metrics=metric_rows(cfg, head, base, production, pipeline is None or pipeline.metrics_reproduced),
         params=param_rows(head, base),
         data=data_rows(cfg, head, base), checks=check_rows(cfg, head), segments=segment_rows(cfg, head, base),

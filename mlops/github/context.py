@@ -1,0 +1,53 @@
+"""The GitHub Actions context, read from the environment in one place and passed into the jobs as a value.
+
+Jobs never read `GITHUB_*` variables themselves: the CLI builds a `CIContext.from_env()` and hands it down, so a
+job's behaviour depends only on its arguments (and tests pass a context instead of patching the environment).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CIContext:
+    token: str | None = None  # GITHUB_TOKEN, else GH_TOKEN (stripped; checked where it is used)
+    repository: str | None = None  # owner/name
+    event_path: str | None = None
+    api_url: str = "https://api.github.com"
+    server_url: str | None = None
+    run_id: str | None = None
+    head_ref: str | None = None  # the PR's branch on pull_request events
+    actor: str | None = None
+    step_summary: str | None = None  # GITHUB_STEP_SUMMARY: the job summary file
+    pr_number: int | None = None  # MLOPS_PR_NUMBER: the PR a merge came from, when the workflow knows it
+    comment_author: str | None = None  # MLOPS_COMMENT_AUTHOR: the login whose comments are ours
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CIContext:
+        e = os.environ if env is None else env
+
+        def get(key: str) -> str | None:
+            value = e.get(key, "")
+            return value or None
+
+        pr = (get("MLOPS_PR_NUMBER") or "").strip()
+        return cls(token=(get("GITHUB_TOKEN") or get("GH_TOKEN") or "").strip() or None,
+                   repository=get("GITHUB_REPOSITORY"), event_path=get("GITHUB_EVENT_PATH"),
+                   api_url=get("GITHUB_API_URL") or "https://api.github.com", server_url=get("GITHUB_SERVER_URL"),
+                   run_id=get("GITHUB_RUN_ID"), head_ref=get("GITHUB_HEAD_REF"), actor=get("GITHUB_ACTOR"),
+                   step_summary=get("GITHUB_STEP_SUMMARY"), pr_number=int(pr) if pr.isdigit() else None,
+                   comment_author=get("MLOPS_COMMENT_AUTHOR"))
+
+    @property
+    def run_url(self) -> str | None:
+        """The workflow run's page, when the context names one (and the server URL is http(s))."""
+        server, repo, run = self.server_url or "", self.repository or "", self.run_id or ""
+        if server.startswith(("https://", "http://")) and repo and run.isdigit():
+            return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
+        return None
+
+
+LOCAL = CIContext()  # outside Actions: no token, no run, no event
