@@ -208,3 +208,18 @@ def test_an_edited_metrics_file_inside_a_directory_output_is_refused(tmp_path: P
     (root / "eval" / "metrics.json").unlink()
     gone = invoke("promote", "--no-push")
     assert gone.exit_code == 1 and "eval/metrics.json: not found in the workspace" in said(gone)
+
+
+def test_run_summary_comes_from_dvc_yaml_not_from_churn_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_foreign_project(tmp_path / "p")
+    monkeypatch.chdir(root)
+    result = invoke("run", "--no-report")
+    assert result.exit_code == 0, said(result)
+    out = said(result)
+    assert "stages run: none (all up to date)" in out
+    accuracy = json.loads((root / "eval" / "metrics.json").read_text())["accuracy"]
+    assert f"headline: accuracy = {accuracy:.4f}" in out  # the first metric of the first metrics file
+    assert "metrics (eval/metrics.json): accuracy=" in out
+    outputs = next(line for line in out.splitlines() if line.startswith("outputs: "))
+    assert MODEL_PATH in outputs and "eval" in outputs
+    assert "reports/metrics.json" not in out and "model.ubj" not in out and "test.roc_auc" not in out

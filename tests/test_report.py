@@ -362,3 +362,20 @@ def test_mlops_run_on_another_projects_pipeline(small: Path) -> None:
 def test_gh_issue_references_are_inert() -> None:
     assert escape_md("GH-123 fixes gh-7") == "GH&#8203;-123 fixes gh&#8203;-7"
     assert escape_md("high-5 GH-x") == "high-5 GH-x"
+
+
+@pytest.mark.slow
+def test_a_malformed_dvc_lock_at_the_base_commit_is_a_one_line_error(small: Path) -> None:
+    """The base's dvc.lock goes through the same validator as the workspace's: exit 1 naming it, not a crash."""
+    good = (small / "dvc.lock").read_text()
+    (small / "dvc.lock").write_text("schema: '2.0'\nstages:\n  make:\n    outs: 7\n")
+    commit_all(small, "a broken lock on main")
+    branch(small, "fix")
+    (small / "dvc.lock").write_text(good)
+    commit_all(small, "restore the lock")
+    result = runner.invoke(app, ["report", "--base", "main"])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "dvc.lock at main (" in errors[0]
+    assert "key 'stages.make.outs' must be a list, got int" in errors[0]
+    assert "internal error" not in result.output
