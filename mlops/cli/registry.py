@@ -105,13 +105,15 @@ def rollback_cmd(
     push: bool = typer.Option(True, "--push/--no-push", help="Push the new stage tag (default), or only create it "
                               "locally."),
     remote: str | None = typer.Option(None, "--remote", help="Git remote to push to (default: origin)."),
+    deploy: bool = typer.Option(False, "--deploy", help="Also put that version back on the local model server "
+                                "(fetched, checksummed, smoke-tested) before the stage tag moves."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as one JSON object."),
 ) -> None:
     """Assign production back to the previous (or a given) version with a new stage tag; history keeps both."""
     from mlops.jobs.rollback import rollback
 
     result = rollback(name, Path("."), to=to, stage=stage, push=push, remote=remote, progress=progress,
-                      ci=ci_context())
+                      ci=ci_context(), deploy=deploy)
     if as_json:
         echo(json.dumps(result_json(result), indent=2))
     else:

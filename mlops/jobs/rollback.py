@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlops import git
-from mlops.errors import NothingToRollBack, RefNotFound
+from mlops.errors import NothingToRollBack, RefNotFound, RegistryError
 from mlops.github import LOCAL, CIContext
 from mlops.jobs.promote import (
     PromoteOptions,
@@ -21,7 +21,7 @@ from mlops.jobs.promote import (
 )
 from mlops.progress import Progress, silent
 from mlops.registry.apply import Plan, apply_with_retries
-from mlops.registry.tags import TagEvent, build_state, history
+from mlops.registry.tags import TagEvent, build_state, history, read_events
 
 
 def plan_rollback(events: list[TagEvent], artifact: str, stage: str, to: str | None,
@@ -62,14 +62,31 @@ def plan_rollback(events: list[TagEvent], artifact: str, stage: str, to: str | N
 
 def rollback(artifact: str, root: Path = Path("."), *, to: str | None = None, stage: str | None = None,
              push: bool = True, remote: str | None = None, progress: Progress = silent,
-             ci: CIContext = LOCAL) -> PromoteResult:
-    """Assign STAGE (default registry.production_stage) to the version it had before (or TO)."""
+             ci: CIContext = LOCAL, deploy: bool = False) -> PromoteResult:
+    """Assign STAGE (default registry.production_stage) to the version it had before (or TO).
+
+    DEPLOY: first put that version back on the local model server (through `mlops deploy`'s checks: fetched,
+    checksummed, golden and canary); only once it serves all traffic is the stage tag written. A failed deploy
+    leaves both the server and the registry as they were."""
     root = git.toplevel(root)
     reg = load_registry_config(root).registry
     chosen = stage or reg.production_stage
     target = None if to is None else (to if to.startswith("v") else f"v{to}")
+    push_to = push_remote(reg, PromoteOptions(push=push, remote=remote), root)
+    if deploy:
+        if chosen != reg.production_stage:
+            raise RegistryError(f"--deploy rolls back the serving stage '{reg.production_stage}', not '{chosen}'",
+                                hint="drop --stage, or roll back the registry only (without --deploy)")
+        from mlops.jobs.deploy import DeployOptions
+        from mlops.jobs.deploy import deploy as deliver
+
+        planned = plan_rollback(read_events(root)[0], artifact, chosen, target, ci).outcome
+        progress(f"rollback: putting {artifact} {planned.version} back on the server")
+        deliver(root, DeployOptions(target="local", ref=f"{artifact}@{planned.version}", push=push,
+                                    assign_stage=False), progress, ci)
+        target = planned.version
     applied = apply_with_retries(lambda events: plan_rollback(events, artifact, chosen, target, ci), root=root,
-                                 remote=push_remote(reg, PromoteOptions(push=push, remote=remote), root),
+                                 remote=push_to,
                                  artifact=artifact, attempts=reg.push_retries + 1, progress=progress,
                                  what="stage tag")
     return finish(applied)

@@ -1,0 +1,206 @@
+"""`mlops deploy`: continuous delivery of a registered model version, composed of the registry and deploy.
+
+The registry says which version (NAME@vX.Y.Z, or the version a stage points at), its commit and what its tag
+vouches for (the model file's sha256, the artifact's DVC hash). The deploy capability fetches and verifies it,
+then delivers it:
+
+- local: install into the model store, canary on the running `mlops serve`, golden check, canary window; on pass
+  the server promotes it and this job assigns the stage tag (`registry.production_stage`) through the registry, as
+  `mlops promote --ref NAME@vX.Y.Z --stage STAGE` would. On fail the server is rolled back, no tag is written, and
+  the CanaryFailed error (exit 1) carries the checks.
+- kserve: an InferenceService, applied with kubectl or written for GitOps. A cluster runs its own rollout and
+  nothing here observes it, so no stage tag is written: assign it once the cluster's canary is verified, then
+  `mlops deploy --target kserve --stage production` renders the full rollout.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mlops import git, project
+from mlops.config import PARAMS_FILE, DeployParams, RegistryParams, load_sections
+from mlops.deploy import (
+    Check,
+    Release,
+    Server,
+    apply_kserve,
+    apply_local,
+    plan_kserve,
+    plan_local,
+    release_from_block,
+)
+from mlops.errors import DeployError, GitError, MlopsError, RefNotFound
+from mlops.github import LOCAL, CIContext
+from mlops.jobs.promote import PromoteOptions, promote
+from mlops.progress import Progress, silent
+from mlops.registry import metadata
+from mlops.registry.tags import ArtifactState, VersionInfo, build_state, parse_tag_name, read_events
+
+Target = Literal["local", "kserve"]
+Action = Literal["deployed", "already_serving", "applied", "written"]
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    target: Target = "local"
+    ref: str | None = None  # NAME@vX.Y.Z
+    stage: str | None = None  # or the version this stage points at
+    push: bool = True  # push the stage tag (local target)
+    storage_uri: str | None = None  # kserve: where the cluster loads the model ({artifact}, {version}, {sha256})
+    kubectl: str | None = None  # kserve: the kubectl to use (default: the one on PATH)
+    assign_stage: bool = True  # local: write the stage tag after the switch (rollback writes its own instead)
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    action: Action
+    target: Target
+    artifact: str
+    version: str
+    commit: str
+    previous: str | None  # what served all traffic before (local), or the stable version beside a canary (kserve)
+    checks: tuple[Check, ...] = ()
+    where: str = ""  # the server's URL, the kubectl context, or the manifest written
+    source: str = ""  # where the artifact came from: local DVC cache or DVC remote
+    stage: str | None = None
+    stage_tag: str | None = None  # the tag this run created, None when the stage already pointed here
+    pushed: bool = False
+    steps: tuple[str, ...] = ()  # the plan that was carried out
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.artifact}@{self.version}"
+
+
+@dataclass(frozen=True)
+class _Config:
+    registry: RegistryParams
+    deploy: DeployParams
+
+
+def _config(root: Path) -> _Config:
+    sections = load_sections(root / PARAMS_FILE)
+    return _Config(sections.registry, sections.deploy)
+
+
+def _fetch_tags(root: Path, reg: RegistryParams, artifact: str, options: DeployOptions, progress: Progress) -> None:
+    """Fetch the artifact's registry tags when publishing (a CI checkout may lack the newest ones)."""
+    if not options.push or not git.remote_exists(reg.remote, root):
+        return
+    progress(f"deploy: fetching {artifact}'s tags from {reg.remote}")
+    try:
+        git.fetch_tags(reg.remote, root, [artifact])
+    except GitError as exc:
+        raise DeployError(f"cannot fetch the registry tags from {reg.remote}: {exc.message}",
+                          hint="check the remote, or pass --no-push to use the local tags") from None
+
+
+def _artifact_path(root: Path, reg: RegistryParams, name: str) -> str:
+    try:
+        return project.resolve_artifact(root, reg.model_copy(update={"artifact": name})).path
+    except MlopsError:
+        return "models"
+
+
+def _release(root: Path, reg: RegistryParams, art: ArtifactState, info: VersionInfo) -> Release:
+    return release_from_block(art.name, info.version, info.tag, info.commit, metadata.parse_block(info.message),
+                              _artifact_path(root, reg, art.name), reg.model_file)
+
+
+def resolve(root: Path, reg: RegistryParams, options: DeployOptions,
+            progress: Progress = silent) -> tuple[Release, ArtifactState]:
+    """The release that --ref or --stage names, and its artifact's registry state."""
+    if (options.ref is None) == (options.stage is None):
+        raise DeployError("name exactly one of --ref NAME@vX.Y.Z and --stage STAGE",
+                          hint="e.g. mlops deploy --target local --ref churn-model@v1.2.0")
+    if options.ref is not None:
+        parsed = parse_tag_name(options.ref)
+        if parsed is None or parsed.kind != "register" or not parsed.version:
+            raise DeployError(f"--ref '{options.ref}' is not NAME@vX.Y.Z", hint="e.g. --ref churn-model@v1.2.0")
+        name = parsed.artifact
+    else:
+        name = project.resolve_artifact(root, reg).name
+    _fetch_tags(root, reg, name, options, progress)
+    events, _ = read_events(root)
+    art = build_state(events).get(name)
+    if art is None:
+        raise RefNotFound(f"artifact '{name}' has no registry tags", hint="register it with `mlops promote`")
+    if options.ref is not None:
+        info = art.versions.get(options.ref.split("@", 1)[1])
+        if info is None:
+            raise RefNotFound(f"version '{options.ref}' is not registered", hint="see `mlops registry show`")
+    else:
+        stage = options.stage or ""
+        found = art.stages.get(stage)
+        if found is None:
+            raise RefNotFound(f"{name} has no version in stage '{stage}'",
+                              hint=f"assign one (`mlops promote --ref {name}@vX.Y.Z --stage {stage}`) or use --ref")
+        info = found
+    return _release(root, reg, art, info), art
+
+
+def _assign(root: Path, release: Release, stage: str, options: DeployOptions, progress: Progress,
+            ci: CIContext) -> tuple[str | None, bool]:
+    """The stage tag through the registry, as `mlops promote --ref --stage` writes it."""
+    try:
+        result = promote(root, PromoteOptions(ref=release.ref, stage=stage, push=options.push), progress, ci)
+    except MlopsError as exc:
+        raise DeployError(f"{release.ref} serves all traffic, but its {stage} tag could not be written: "
+                          f"{exc.message}", hint=f"assign it with `mlops promote --ref {release.ref} --stage {stage}`"
+                          ) from None
+    return result.stage_tag, result.pushed
+
+
+def _local(root: Path, cfg: _Config, release: Release, options: DeployOptions, progress: Progress,
+           ci: CIContext) -> DeployResult:
+    params = cfg.deploy
+    server = Server(params.server_url, os.environ.get(params.token_env))
+    store = Path(params.store)
+    store = store if store.is_absolute() else root / store
+    plan = plan_local(server, release, store, params)
+    for step in plan.steps:
+        progress(f"deploy plan: {step}")
+    outcome = apply_local(root, plan, server, params, progress)
+    stage = cfg.registry.production_stage
+    stage_tag, pushed = _assign(root, release, stage, options, progress, ci) if options.assign_stage else (None, False)
+    return DeployResult(outcome.action, "local", release.artifact, release.version, release.commit, outcome.previous,
+                        outcome.checks, server.url, outcome.source, stage, stage_tag, pushed, plan.steps,
+                        outcome.notes)
+
+
+def _kserve(root: Path, cfg: _Config, release: Release, art: ArtifactState, options: DeployOptions,
+            progress: Progress) -> DeployResult:
+    current = art.stages.get(cfg.registry.production_stage)
+    stable = _release(root, cfg.registry, art, current) if current and current.version != release.version else None
+    plan = plan_kserve(root, release, stable, cfg.deploy, storage_uri=options.storage_uri, kubectl=options.kubectl,
+                       progress=progress)
+    for step in plan.steps:
+        progress(f"deploy plan: {step}")
+    delivered = apply_kserve(plan)
+    notes = list(plan.manifest.notes)
+    if delivered.how == "written":
+        notes.append(f"no kubectl context: wrote {delivered.where} for Argo CD or Flux to sync (commit it)")
+    if plan.manifest.stable:
+        notes.append(f"the cluster runs {release.version} as a canary beside {plan.manifest.stable}; once it is "
+                     f"verified there: `mlops promote --ref {release.ref} --stage {cfg.registry.production_stage}`, "
+                     f"then `mlops deploy --target kserve --stage {cfg.registry.production_stage}` for all traffic")
+    return DeployResult(delivered.how, "kserve", release.artifact, release.version, release.commit,
+                        plan.manifest.stable, (), delivered.where, "", None, None, False, plan.steps, tuple(notes))
+
+
+def deploy(root: Path = Path("."), options: DeployOptions = DeployOptions(), progress: Progress = silent,
+           ci: CIContext = LOCAL) -> DeployResult:
+    """Deliver the version that OPTIONS name to OPTIONS.target; see the module docstring."""
+    root = git.toplevel(root)
+    cfg = _config(root)
+    release, art = resolve(root, cfg.registry, options, progress)
+    if options.target == "kserve":
+        return _kserve(root, cfg, release, art, options, progress)
+    if options.storage_uri is not None:
+        raise DeployError("--storage-uri is for --target kserve", hint="the local server loads from its store")
+    return _local(root, cfg, release, options, progress, ci)
+
