@@ -86,6 +86,10 @@ def repro(cwd: Path | str = ".", *, pull: bool = False, force: bool = False,
     when a stage fails."""
     args = ["repro"] + (["--pull", "--allow-missing"] if pull else []) + (["--force"] if force else [])
     result = ReproResult()
+    if pull:
+        # `repro --pull --allow-missing` skips an unchanged stage without checking its outputs out: a fresh CI
+        # clone would then have no metrics to report. Pull (fetch + checkout) what the remote has first.
+        run(["pull", "--allow-missing"], cwd, on_line=on_line, check=False)
 
     def watch(line: str) -> None:
         result.see(line)

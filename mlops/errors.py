@@ -114,3 +114,7 @@ class DeployError(MlopsError):
 
 class SmokeTestFailed(DeployError):
     """The candidate failed its smoke test or canary window: traffic stays on the old version."""
+
+
+class InitError(MlopsError):
+    """The project cannot take the mlops workflows as it is (not a DVC repo, params.yaml unreadable...)."""

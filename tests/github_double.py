@@ -260,3 +260,52 @@ class GitHubDouble:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+# --- appended for the workflows' end-to-end tests (tests/e2e): reading a pull request ---
+
+import functools  # noqa: E402
+
+PULLS_SPEC_FILE = Path(__file__).parent / "data" / "github-openapi-pulls.json"
+
+
+@functools.cache
+def _pulls_spec() -> dict[str, Any]:
+    return dict(json.loads(PULLS_SPEC_FILE.read_text()))
+
+
+@dataclass
+class GitHubDoubleWithPulls(GitHubDouble):
+    """The double, also answering `GET /repos/{owner}/{repo}/pulls/{pull_number}` (schema `pull-request`, from
+    GitHub's OpenAPI description) for the pull requests in `pulls`: number -> (head sha, head repository)."""
+
+    pulls: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+    def pull_request(self, number: int) -> dict[str, Any]:
+        get = _pulls_spec()["paths"]["/repos/{owner}/{repo}/pulls/{pull_number}"]["get"]
+        schema = get["responses"]["200"]["content"]["application/json"]["schema"]
+        pr = sample(schema)  # a fresh value each time: sample() builds new dicts
+        head_sha, head_repo = self.pulls[number]
+        base = f"{self.url}/repos/{self.owner}/{self.repo}"
+        pr.update(number=number, id=number, state="open", url=f"{base}/pulls/{number}",
+                  html_url=f"https://github.example/{self.owner}/{self.repo}/pull/{number}")
+        pr["head"].update(sha=head_sha, ref=f"branch-{number}", label=f"{head_repo.split('/')[0]}:branch-{number}")
+        pr["head"]["repo"] = {**(pr["head"].get("repo") or {}), "full_name": head_repo, "name": head_repo.split("/")[1],
+                              "fork": head_repo != f"{self.owner}/{self.repo}"}
+        pr["base"].update(ref="main", label=f"{self.owner}:main")
+        return pr
+
+    def handle(self, method: str, raw_path: str, body: Any, token: str = "") -> tuple[int, Any, dict[str, str]]:
+        path = urlparse(raw_path).path.removeprefix(PREFIX)
+        m = re.fullmatch(rf"/repos/{re.escape(self.owner)}/{re.escape(self.repo)}/pulls/(\d+)", path)
+        if m and method == "GET" and self.status_override is None:
+            number = int(m[1])
+            if number not in self.pulls:
+                return 404, {"message": "Not Found",
+                             "documentation_url": "https://docs.github.com/rest/pulls/pulls#get-a-pull-request",
+                             "status": "404"}, {}
+            return 200, self.pull_request(number), {}
+        return super().handle(method, raw_path, body, token)
+
+    def writes(self) -> list[Recorded]:
+        return [r for r in self.requests if r.method in ("POST", "PATCH", "PUT", "DELETE")]

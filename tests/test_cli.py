@@ -144,3 +144,18 @@ def test_bad_parameter_inside_a_command_is_a_usage_error(monkeypatch: pytest.Mon
     result = runner.invoke(app, ["stage", "prepare"])
     assert result.exit_code == 2
     assert "internal error" not in result.output
+
+
+def test_every_package_and_module_is_in_the_layer_contracts() -> None:
+    """A new capability or infrastructure module outside the contracts would be free to import anything."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    layers = next(c for c in config if c["type"] == "layers")["layers"]
+    named = {m.strip() for layer in layers for m in layer.replace(":", "|").split("|")}
+    forbidden = set(next(c for c in config if c["type"] == "forbidden")["source_modules"])
+    found = {f"mlops.{p.stem if p.is_file() else p.name}" for p in (root / "mlops").iterdir()
+             if (p.suffix == ".py" and p.stem not in ("__init__", "__main__")) or (p / "__init__.py").is_file()}
+    assert found - named == set()
+    assert found - forbidden == {"mlops.cli"}
