@@ -42,6 +42,9 @@ bench: $(STAMP)
 	$(BIN)/mlops run
 	$(BIN)/python bench/report.py
 	$(BIN)/python bench/registry.py
+	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/monitor.py
+	$(BIN)/python bench/pr_cycle.py
 
 lock:
 	$(BIN)/uv pip compile -q --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

@@ -182,6 +182,63 @@ class DeployParams(_Model):
     kserve_mode: Literal["knative", "standard"] = "knative"
 
 
+MetricName = Literal["roc_auc", "accuracy", "f1", "precision", "recall"]
+
+
+def _default_drops() -> dict[MetricName, float]:
+    return {"roc_auc": 0.05, "accuracy": 0.05, "f1": 0.1}
+
+
+class MonitorParams(BaseModel):
+    """Thresholds of `mlops monitor` (each optional: the defaults are those of Evidently and NannyML where they
+    have one). A threshold is crossed -> exit 1 with the reason."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    reference: str = Field(default="models/reference.json", description="the reference profile (repo-relative)")
+    log_dir: str | None = Field(default=None, description="the server's request log directory (--log)")
+    # Drift: a feature drifts when its test is significant after Benjamini–Hochberg at this rate (so a clean
+    # window raises a drift alarm with at most about this probability, however many features) AND its effect
+    # reaches the size below (so that a large window does not alarm on a shift too small to matter).
+    false_alarm_rate: float = Field(default=0.01, gt=0, lt=0.5)
+    wasserstein: float = Field(default=0.1, gt=0, description="normed Wasserstein distance (numeric)")
+    psi: float = Field(default=0.2, gt=0, description="population stability index (numeric, or per segment)")
+    jensen_shannon: float = Field(default=0.1, gt=0, le=1, description="Jensen–Shannon distance, base 2 "
+                                  "(categorical and numeric with few values)")
+    max_missing_increase: float = Field(default=0.01, gt=0, le=1, description="missing share above the "
+                                        "reference's")
+    max_unseen_share: float = Field(default=0.001, ge=0, le=1, description="categories the model never saw")
+    max_violation_share: float = Field(default=0.001, ge=0, le=1, description="wrong types, NaN/Inf, non-integers")
+    max_rejected_share: float = Field(default=0.05, ge=0, le=1, description="requests the server refused")
+    prediction_drift: bool = Field(default=True, description="alarm on drift of the model's scores")
+    segment_drift: bool = Field(default=True, description="alarm on feature drift within a segment")
+    min_segment_rows: int = Field(default=50, ge=5, description="rows a segment needs (reference and current)")
+    # Volume and decay.
+    min_rows: int = Field(default=100, ge=0, description="fewer rows in the window is a volume alarm")
+    min_labelled: int = Field(default=200, ge=1, description="labelled rows before realised metrics alarm")
+    max_drop: dict[MetricName, float] = Field(
+        default_factory=_default_drops,
+        description="largest drop of a metric (realised, else estimated) below the reference's")
+    max_age_days: float | None = Field(default=180.0, gt=0, description="days since the production version "
+                                       "was registered (staleness); null: no limit")
+    # Input.
+    roles: tuple[Literal["stable", "canary", "shadow"], ...] = Field(
+        default=("stable",), strict=False, description="request-log roles that are checked")
+    window: Literal["hour", "day"] = Field(default="day", description="the time windows of the report")
+    chunk_rows: int = Field(default=50_000, ge=1_000, le=5_000_000)
+    jobs: int = Field(default=0, ge=0, le=64, description="processes reading request logs (0: one per core, up to "
+                      "4, for logs over 64 MiB)")
+    plots: bool = True
+    # For the retraining trigger (`--retrain`): how many consecutive alarming runs open a pull request.
+    consecutive: int = Field(default=3, ge=1, le=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_default(cls, data: Any) -> Any:
+        return {k: v for k, v in data.items() if v is not None or k == "max_age_days"} \
+            if isinstance(data, dict) else data
+
+
 class Params(_Model):
     data: DataParams
     split: SplitParams = SplitParams()
@@ -192,6 +249,7 @@ class Params(_Model):
     report: ReportParams = ReportParams()
     registry: RegistryParams = RegistryParams()
     deploy: DeployParams = DeployParams()
+    monitor: MonitorParams = MonitorParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 

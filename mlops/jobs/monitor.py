@@ -1,0 +1,147 @@
+"""`mlops monitor`: check served traffic (request logs) or a file of raw records against the reference profile.
+
+Picks the inputs (the source, the window's start, the labels, the model that scores a file without scores, the
+production version's registration date for staleness), runs the check in mlops.monitor, writes
+reports/monitor.{md,html,json}, and raises MonitorAlert carrying the result when a threshold is crossed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from mlops import project
+from mlops.config import PARAMS_FILE, load_sections
+from mlops.errors import MlopsError
+from mlops.monitor import (
+    MonitorAlert,
+    MonitorInputError,
+    MonitorParams,
+    MonitorResult,
+    ReadStats,
+    Scorer,
+    iso_z,
+    load_monitor_params,
+    parse_duration,
+    read_labels,
+    read_table,
+    run,
+    write_reports,
+)
+from mlops.profile import load_profile
+from mlops.progress import Progress, silent
+from mlops.registry import stage_commit
+
+DEFAULT_OUT = Path("reports")
+Registered = tuple[str | None, str] | None
+
+
+def production_registration(root: Path) -> tuple[Registered, str | None]:
+    """(version, registration date) of the version in the production stage, or None and why not."""
+    try:
+        sections = load_sections(root / PARAMS_FILE)
+        artifact = project.artifact_name(root, sections.registry)
+        if artifact is None:
+            return None, "staleness not checked: the project declares no model artifact"
+        info = stage_commit(root, artifact, sections.registry.production_stage)
+    except MlopsError as exc:
+        return None, f"staleness not checked: {exc.message}"
+    if info is None:
+        return None, f"staleness not checked: no version of {artifact} is in {sections.registry.production_stage}"
+    return (info.version, info.created), None
+
+
+def model_scorer(profile: dict[str, Any], model_path: Path) -> Scorer | None:
+    """A scorer of encoded rows by the model beside the reference (loaded on first use), or None without one."""
+    if not model_path.is_file():
+        return None
+    from mlops import features
+
+    iface = features.parse_interface(profile["interface"], "reference profile")
+    loaded: list[Any] = []
+
+    def score(matrix: Any) -> Any:
+        if not loaded:
+            try:
+                import xgboost as xgb
+            except ImportError:
+                raise MonitorInputError("scoring the file needs xgboost, which is not installed",
+                                        hint='pip install "mlops[serve]", or give the file the output column') \
+                    from None
+            booster = xgb.Booster()
+            try:
+                booster.load_model(str(model_path))
+            except xgb.core.XGBoostError as exc:
+                raise MonitorInputError(f"{model_path}: not a readable xgboost model: "
+                                        f"{str(exc).splitlines()[0]}") from None
+            features.bind_booster(booster, iface, str(model_path))
+            loaded.append(booster)
+        return features.predict(loaded[0], matrix)
+
+    return score
+
+
+def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | None = None,
+            reference: Path | None = None, since: str | None = None, labels: Path | None = None,
+            out: Path | None = None, registered: Registered | Literal["auto"] = "auto",
+            now: datetime | None = None, params: MonitorParams | None = None,
+            progress: Progress = silent) -> MonitorResult:
+    """The monitoring result when healthy; MonitorAlert carrying it when a threshold is crossed (the reports are
+    written either way)."""
+    cfg = params or load_monitor_params(root / PARAMS_FILE)
+    moment = now or datetime.now(UTC)
+    if log is not None and current is not None:
+        raise MonitorInputError("give either --log DIR or --current FILE, not both")
+    if log is None and current is None:
+        if cfg.log_dir is None:
+            raise MonitorInputError("nothing to monitor: give --log DIR (the server's request logs) or "
+                                    "--current FILE (raw records)", hint="or set monitor.log_dir in params.yaml")
+        log = root / cfg.log_dir
+    ref_path = reference if reference is not None else root / cfg.reference
+    profile = load_profile(ref_path)
+    output = profile["interface"].get("output") or {}
+    output_name = str(output.get("name") or "probability")
+    target = output.get("label")
+    positive = output.get("positive")
+    names = [str(f["name"]) for f in profile["interface"]["features"]]
+    cutoff = iso_z(moment - parse_duration(since)) if since else None
+    label_map = read_labels(labels, target, positive) if labels is not None else None
+    notes: list[str] = []
+    read = ReadStats()
+    if current is not None:
+        categorical = [str(f["name"]) for f in profile["interface"]["features"] if f["type"] == "category"]
+        chunks = read_table(current, names, output_name, target, categorical=categorical, chunk_rows=cfg.chunk_rows,
+                            stats=read)
+        scorer = model_scorer(profile, ref_path.parent / _model_file(root))
+        source, path = "file", str(current)
+        if since:
+            notes.append("--since applies to request logs only: the whole file was checked")
+            cutoff = None
+    else:
+        assert log is not None  # one of the two is set above
+        chunks, scorer = None, None
+        source, path = "logs", str(log)
+    if registered == "auto":
+        reg, why = production_registration(root)
+        if why:
+            notes.append(why)
+    else:
+        reg = registered
+    progress(f"monitor: checking {source} {path} against {ref_path}")
+    result = run(profile, chunks, cfg, read, source=source, path=path, reference=str(ref_path), labels=label_map,
+                 scorer=scorer, since=cutoff, registered=reg, now=moment, notes=notes, progress=progress,
+                 log_dir=log if current is None else None)
+    files = write_reports(result, out if out is not None else root / DEFAULT_OUT, plots=cfg.plots, root=root)
+    result = dataclasses.replace(result, files=files)
+    if not result.healthy:
+        raise MonitorAlert(result)
+    return result
+
+
+def _model_file(root: Path) -> str:
+    try:
+        return load_sections(root / PARAMS_FILE).registry.model_file or "model.ubj"
+    except MlopsError:
+        return "model.ubj"
