@@ -12,11 +12,13 @@ from numpy.typing import NDArray
 
 from mlops.config import Params
 from mlops.errors import ParamsInvalid
+from mlops.features import bind_booster, encode_frame, make_predictor, parse_interface
 from mlops.progress import Progress, silent
 from mlops.stages.data import TEST_FILE, TRAIN_FILE, features_and_label, load_prepared, sha256_file, write_json
-from mlops.stages.train import MODEL_FILE, TRAIN_REPORT, load_model
+from mlops.stages.train import MODEL_FILE, SCHEMA_FILE, TRAIN_REPORT, load_model
 
 METRICS_FILE = Path("reports/metrics.json")
+PREDICTIONS_FILE = Path("reports/predictions.csv")
 SEGMENTS_FILE = Path("reports/segments.json")
 PLOTS_DIR = Path("reports/plots")
 MODEL_CARD = Path("reports/model_card.md")
@@ -28,9 +30,21 @@ class EvaluateResult:
 
 
 def predict_proba(booster: Any, x: pd.DataFrame) -> NDArray[Any]:
+    """The offline reference path (DataFrame with categoricals, DMatrix); evaluate predicts through mlops.features,
+    which equals it (tests/test_features.py)."""
     import xgboost as xgb
 
     return np.asarray(booster.predict(xgb.DMatrix(x, enable_categorical=True)), dtype=np.float64)
+
+
+def write_predictions(path: Path, p: NDArray[Any]) -> None:
+    """`row,probability` for every row of the test split (row: its 0-based position in the prepared test file);
+    9 significant digits keep each float32 probability exact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    lines = ["row,probability"] + [f"{i},{float(v):.9g}" for i, v in enumerate(p)]
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def _r(v: float) -> float:
@@ -99,14 +113,18 @@ def evaluate(params: Params, root: Path = Path("."), progress: Progress = silent
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     booster, schema = load_model(root)
+    # The serving path (mlops.features): raw values -> float32 matrix with category codes -> the same prediction
+    # call as `mlops serve`. Metrics and predictions.csv come from it, so training and serving cannot skew.
+    iface = parse_interface(schema, str(root / SCHEMA_FILE))
+    bind_booster(booster, iface, str(root / MODEL_FILE))
+    predictor = make_predictor(booster)
     th = params.evaluate.threshold
     results: dict[str, dict[str, float]] = {}
     test_parts: tuple[pd.DataFrame, NDArray[Any], NDArray[Any]] | None = None
     for split, path in (("train", TRAIN_FILE), ("test", TEST_FILE)):
         df = load_prepared(root / path, params.data)
         x, y = features_and_label(df, params.data)
-        expected = [f["name"] for f in schema["features"]]
-        p = predict_proba(booster, x[expected])
+        p = np.asarray(predictor(encode_frame(iface, x)), dtype=np.float64)
         results[split] = scores(y, p, th)
         if split == "test":
             test_parts = (df, y, p)
@@ -114,6 +132,7 @@ def evaluate(params: Params, root: Path = Path("."), progress: Progress = silent
     df, y, p = test_parts
     progress(f"evaluate: test roc_auc={results['test']['roc_auc']:.4f}")
     write_json(root / METRICS_FILE, {"threshold": th, **results})
+    write_predictions(root / PREDICTIONS_FILE, p)
     importance = {k: float(v) for k, v in booster.get_score(importance_type="gain").items()}
     plots = plot_data(y, p, th, importance, params.evaluate.curve_points)
     for name, rows in plots.items():

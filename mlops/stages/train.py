@@ -12,12 +12,17 @@ import pandas as pd
 
 from mlops.config import DataParams, Params
 from mlops.errors import ModelInvalid
+from mlops.features import parse_interface, records_from_frame
+from mlops.profile import PROFILE_FILE, build_profile, save_profile
 from mlops.progress import Progress, silent
-from mlops.stages.data import TRAIN_FILE, features_and_label, load_prepared, sha256_file, write_json
+from mlops.stages.data import TEST_FILE, TRAIN_FILE, features_and_label, load_prepared, sha256_file, write_json
 
 MODEL_DIR = Path("models")
 MODEL_FILE = MODEL_DIR / "model.ubj"
 SCHEMA_FILE = MODEL_DIR / "feature_schema.json"
+GOLDEN_FILE = MODEL_DIR / "golden.json"
+REFERENCE_FILE = MODEL_DIR / PROFILE_FILE
+GOLDEN_ROWS = 32
 TRAIN_REPORT = Path("reports/train.json")
 
 
@@ -69,6 +74,47 @@ def feature_schema(x: pd.DataFrame, data: DataParams) -> dict[str, Any]:
     }
 
 
+def golden(model_path: Path, schema: dict[str, Any], test: pd.DataFrame, data: DataParams,
+           rows: int = GOLDEN_ROWS) -> dict[str, Any]:
+    """Golden records for the smoke test of a deployment: ROWS test rows spread over the split, as raw records
+    (what an application sends), with the probabilities the saved model gives them OFFLINE (the training path:
+    a pandas DataFrame with categoricals, a DMatrix, on the CPU). A served model must answer the same."""
+    import numpy as np
+    import xgboost as xgb
+
+    x, _ = features_and_label(test, data)
+    x = x[[f["name"] for f in schema["features"]]]
+    idx = np.unique(np.linspace(0, len(x) - 1, min(rows, len(x))).round().astype(int))
+    picked = x.iloc[idx]
+    booster = xgb.Booster()  # the saved bytes, not the object in memory: what deploy will install
+    booster.load_model(str(model_path))
+    preds = booster.predict(xgb.DMatrix(picked, enable_categorical=True))
+    return {
+        "format": "mlops.golden/1",
+        "model_sha256": sha256_file(model_path),
+        "source": TEST_FILE.as_posix(),
+        "rows": [int(i) for i in idx],
+        "output": schema["output"].get("name", "probability"),
+        "records": records_from_frame(parse_interface(schema), picked),
+        "predictions": [float(p) for p in preds],
+    }
+
+
+def write_reference(root: Path, schema: dict[str, Any], test: pd.DataFrame, params: Params) -> Path:
+    """The monitoring reference (models/reference.json), in the artifact so that it travels with the model into
+    the store: feature distributions, score distribution and a calibration map, all of the HELD-OUT split (the
+    saved model never trained on these rows), scored by the saved bytes as golden() does."""
+    import xgboost as xgb
+
+    x_test, y_test = features_and_label(test, params.data)
+    booster = xgb.Booster()
+    booster.load_model(str(root / MODEL_FILE))
+    scores = booster.predict(xgb.DMatrix(x_test[[f["name"] for f in schema["features"]]], enable_categorical=True))
+    profile = build_profile(test, schema, scores, y_test, params.evaluate.segments,
+                            threshold=params.evaluate.threshold)
+    return save_profile(root / REFERENCE_FILE, profile)
+
+
 def train(params: Params, root: Path = Path("."), progress: Progress = silent) -> TrainResult:
     import xgboost as xgb
 
@@ -89,7 +135,11 @@ def train(params: Params, root: Path = Path("."), progress: Progress = silent) -
     tmp = root / MODEL_FILE.with_name("model.tmp.ubj")
     model.get_booster().save_model(str(tmp))
     tmp.replace(root / MODEL_FILE)
-    write_json(root / SCHEMA_FILE, feature_schema(x, params.data))
+    schema = feature_schema(x, params.data)
+    write_json(root / SCHEMA_FILE, schema)
+    test = load_prepared(root / TEST_FILE, params.data)
+    write_json(root / GOLDEN_FILE, golden(root / MODEL_FILE, schema, test, params.data))
+    write_reference(root, schema, test, params)
     digest = sha256_file(root / MODEL_FILE)
     write_json(root / TRAIN_REPORT, {
         "device": device, "requested_device": t.device, "xgboost": xgb.__version__,

@@ -1,0 +1,240 @@
+"""The server process: a supervisor that binds the port and starts N worker processes, each a uvicorn server
+(uvloop, httptools) accepting connections on that one socket.
+
+The supervisor prepares what the workers share (the first serving state when the store has none, a private
+directory for multi-process Prometheus metrics and worker reports), restarts a worker that dies, and stops them
+all on SIGTERM or SIGINT. Workers are started with `spawn`: a fresh interpreter each, nothing forked from a process
+that already runs xgboost's threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlops import modelstore
+from mlops.errors import ModelStoreError, ServeError
+from mlops.serve.settings import ServeSettings
+from mlops.serve.state import ServingState, locked, now_iso, read_state, write_state
+
+log = logging.getLogger("mlops.serve")
+
+CRASH_WINDOW_S = 5.0  # a worker that exits this soon after its start, CRASH_LIMIT times in a row, stops the server
+CRASH_LIMIT = 3
+STOP_TIMEOUT_S = 15.0
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def listen(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """The listening socket every worker accepts on (port 0: a free port); ServeError when it is taken."""
+    try:
+        sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ServeError(f"--host {host}: {exc.strerror}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except socket.gaierror:
+        sock.close()
+        raise ServeError(f"--host {host}: not an address of this machine") from None
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                         hint="another server runs there? choose another --port") from None
+    return sock
+
+
+def initial_states(settings: ServeSettings) -> list[str]:
+    """Write the first serving state of each model that has none: --version, else the newest installed version.
+    An existing serving.json wins (it is what the admin API last decided). Returns the model names prepared."""
+    store = settings.store
+    names = [settings.model] if settings.model else modelstore.names(store)
+    if settings.version is not None and settings.model is None and len(names) > 1:
+        raise ServeError(f"--version {settings.version}: the store holds several models ({', '.join(names)})",
+                         hint="name the model with --model")
+    for name in names:
+        state = read_state(store, name)
+        if state is not None:
+            if settings.version is not None and state.stable != settings.version:
+                log.warning("serving state kept: --version ignored (use the admin API to change versions)",
+                            extra={"model": name, "stable": state.stable, "requested": settings.version})
+            continue
+        version = settings.version or modelstore.latest(store, name)
+        if version is None:
+            log.warning("no version installed: live, not ready until one is loaded", extra={"model": name})
+            continue
+        try:
+            modelstore.get(store, name, version)
+        except ModelStoreError as exc:
+            if settings.version is not None:
+                raise ServeError(f"--version {version}: {exc.message}", hint=exc.hint) from None
+            log.error("newest version refused: live, not ready until one is loaded",
+                      extra={"model": name, "version": version, "error": exc.message})
+            continue
+        with locked(store, name):
+            if read_state(store, name) is None:
+                write_state(store, ServingState(name, 1, stable=version, updated_at=now_iso(), reason="first start"))
+    return names
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker must not outlive its supervisor (killed with SIGKILL, it cannot stop them): on Linux the kernel
+    sends SIGTERM when the parent dies; elsewhere the serving-state loop notices the new parent."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # it died before the call above
+        os._exit(0)
+
+
+def worker_main(settings: ServeSettings, index: int, runtime_dir: str, workers: int, sock: socket.socket,
+                parent: int) -> None:
+    """One worker process: the ASGI app on uvicorn (uvloop, httptools), accepting on the shared socket."""
+    import gc
+
+    _exit_with_parent(parent)
+    from mlops.serve import logs
+
+    logs.configure(settings.log_level)
+    import uvicorn
+
+    from mlops.serve.app import ServeApp
+    from mlops.serve.runtime import Runtime
+
+    runtime = Runtime(settings, index, Path(runtime_dir), workers, parent=parent)
+    app = ServeApp(runtime)
+    loop = "uvloop" if _has("uvloop") else "auto"
+    http = "httptools" if _has("httptools") else "auto"
+    config = uvicorn.Config(app, loop=loop, http=http, ws="none", lifespan="on", interface="asgi3",
+                            access_log=False, log_config=None, server_header=False, date_header=False,
+                            timeout_keep_alive=15, timeout_graceful_shutdown=10, backlog=2048)
+    # What lives until the end (modules, the app) leaves the collector's generations: fewer, shorter pauses.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 50)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+class Supervisor:
+    def __init__(self, settings: ServeSettings, sock: socket.socket, runtime_dir: Path) -> None:
+        self.settings = settings
+        self.sock = sock
+        self.runtime_dir = runtime_dir
+        self.stop = threading.Event()
+        self._ctx = multiprocessing.get_context("spawn")
+        self.procs: list[Any] = []
+        self._started: list[float] = []
+        self._crashes: list[int] = []
+
+    def _start(self, index: int) -> Any:
+        proc = self._ctx.Process(target=worker_main, name=f"mlops-serve-w{index}", daemon=False,
+                                 args=(self.settings, index, str(self.runtime_dir), self.settings.workers,
+                                       self.sock, os.getpid()))
+        proc.start()
+        return proc
+
+    def run(self) -> None:
+        from prometheus_client import multiprocess
+
+        n = self.settings.workers
+        self.procs = [self._start(i) for i in range(n)]
+        self._started = [time.monotonic()] * n
+        self._crashes = [0] * n
+        while not self.stop.wait(0.25):
+            for i, proc in enumerate(self.procs):
+                if proc.is_alive() or self.stop.is_set():
+                    continue
+                code = proc.exitcode
+                multiprocess.mark_process_dead(proc.pid)  # type: ignore[no-untyped-call]
+                quick = time.monotonic() - self._started[i] < CRASH_WINDOW_S
+                self._crashes[i] = self._crashes[i] + 1 if quick else 0
+                if self._crashes[i] >= CRASH_LIMIT:
+                    raise ServeError(f"worker {i} keeps exiting right after its start (exit code {code})",
+                                     hint="see its log lines above")
+                log.error("worker exited; restarting it", extra={"worker": i, "exit_code": code})
+                self.procs[i] = self._start(i)
+                self._started[i] = time.monotonic()
+
+    def shutdown(self) -> None:
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: uvicorn finishes requests in flight, the request log is flushed
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for proc in self.procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.warning("worker did not stop in time; killing it", extra={"pid": proc.pid})
+                proc.kill()
+                proc.join(5)
+
+
+def serve(settings: ServeSettings, *, on_started: Callable[[str], None] | None = None) -> None:
+    """Run the model server until SIGTERM or SIGINT (then return). ServeError when it cannot start."""
+    from mlops.extras import require
+
+    settings.check()
+    require("serve", "mlops serve")
+    Path(settings.store).mkdir(parents=True, exist_ok=True)
+    initial_states(settings)
+    # One listening socket, inherited by every worker: an idle worker takes the next connection (with one socket
+    # per worker under SO_REUSEPORT, the kernel hashes connections and a few long-lived ones can pile on one).
+    sock = listen(settings.host, settings.port)
+    port = int(sock.getsockname()[1])
+    if settings.host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("listening beyond loopback: put TLS and authentication in front of the model server",
+                    extra={"host": settings.host})
+    if settings.admin_token is None:
+        log.warning("no admin token: the admin API is off (set MLOPS_ADMIN_TOKEN or --admin-token-file)")
+    runtime_dir = Path(tempfile.mkdtemp(prefix="mlops-serve-"))
+    (runtime_dir / "metrics").mkdir()
+    saved_env = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    # Read by prometheus_client when a worker imports it: every worker writes its samples there.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(runtime_dir / "metrics")
+    sup = Supervisor(settings, sock, runtime_dir)
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: sup.stop.set())
+    try:
+        url = f"http://{settings.host if ':' not in settings.host else f'[{settings.host}]'}:{port}"
+        log.info("serving", extra={"url": url, "workers": settings.workers, "store": str(settings.store),
+                                   "model": settings.model, "request_log": str(settings.log_dir)
+                                   if settings.log_dir else None})
+        if on_started is not None:
+            on_started(url)
+        sup.run()
+    finally:
+        sup.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if saved_env is None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        else:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = saved_env
+        sock.close()
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+        log.info("stopped")
