@@ -26,7 +26,7 @@ run: $(STAMP)
 
 ## make test: linters, type checks, layer contracts, then the whole test suite.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n 2 --timeout 900
+	$(BIN)/python -m pytest -n 2 --timeout 900 --durations=15
 
 ## make test-fast: the unit tests only (no training, no workflows).
 test-fast: $(STAMP)
