@@ -231,6 +231,8 @@ class MonitorParams(BaseModel):
     plots: bool = True
     # For the retraining trigger (`--retrain`): how many consecutive alarming runs open a pull request.
     consecutive: int = Field(default=3, ge=1, le=100)
+    retrain_dir: str = Field(default="data/feedback", min_length=1, description="where `--retrain` writes the "
+                             "labelled snapshot (project-relative, tracked by DVC)")
 
     @model_validator(mode="before")
     @classmethod

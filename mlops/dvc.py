@@ -493,3 +493,16 @@ def remote_object_url(remote_url: str, md5: str) -> str:
     """Where DVC 3 keeps object MD5 in a remote: REMOTE/files/md5/<first 2 hex>/<the rest>[.dir]."""
     h = md5.removesuffix(".dir")
     return f"{remote_url.rstrip('/')}/files/md5/{h[:2]}/{h[2:]}{'.dir' if md5.endswith('.dir') else ''}"
+
+
+# --- monitor --retrain: a data snapshot tracked and pushed (appended) ---------------------------------------------
+
+
+def add(path: str, cwd: Path | str = ".") -> None:
+    """`dvc add PATH`: PATH.dvc beside it, PATH in the .gitignore of its folder, the data in the cache."""
+    run(["add", "--quiet", path], cwd)
+
+
+def push_targets(targets: Sequence[str], cwd: Path | str = ".") -> None:
+    """`dvc push TARGETS` (the .dvc files' data only, not the whole workspace's)."""
+    run(["push", *targets], cwd)

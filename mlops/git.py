@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,10 +15,14 @@ from mlops.errors import GitError, RefNotFound
 _KEEP = {"GIT_EXEC_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY", "GIT_CONFIG_NOSYSTEM",
          "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
          "GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE", "GIT_TERMINAL_PROMPT", "GIT_ASKPASS"}
+# Configuration given through the environment (`GIT_CONFIG_COUNT`, `GIT_CONFIG_KEY_n`, `GIT_CONFIG_VALUE_n`): how
+# the setup action hands git the token for pushes without writing it into .git/config (persist-credentials: false).
+_ENV_CONFIG = re.compile(r"GIT_CONFIG_(COUNT|KEY_\d+|VALUE_\d+)")
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("GIT_") or k in _KEEP or _ENV_CONFIG.fullmatch(k)}
     env.setdefault("GIT_TERMINAL_PROMPT", "0")
     if extra:
         env.update(extra)
@@ -226,3 +231,39 @@ def worktree_remove(path: Path | str, cwd: Path | str = ".") -> None:
 def commit_subject(rev: str = "HEAD", cwd: Path | str = ".") -> str:
     """The first line of REV's commit message."""
     return out(["log", "-1", "--format=%s", rev], cwd)
+
+
+# --- monitor --retrain: a branch made in a temporary worktree, pushed to the remote (appended) ---------------------
+
+
+def fetch_branch(remote: str, branch: str, cwd: Path | str = ".") -> str:
+    """The commit REMOTE's BRANCH points at (fetched into FETCH_HEAD, no local ref moved); GitError otherwise."""
+    run(["fetch", "--no-tags", remote, f"refs/heads/{branch}"], cwd)
+    return rev_parse("FETCH_HEAD", cwd)
+
+
+def commit_paths(paths: Sequence[str], message: str, cwd: Path | str = ".") -> str:
+    """Stage PATHS (force: a .gitignore of the data's folder may list them) and commit; the new commit's SHA.
+    Without a configured identity the commit is made as mlops (a CI checkout has none)."""
+    run(["add", "--force", "--", *paths], cwd)
+    ident: dict[str, str] = {}
+    if config_get("user.name", cwd) is None:
+        ident.update(GIT_AUTHOR_NAME="mlops", GIT_COMMITTER_NAME="mlops")
+    if config_get("user.email", cwd) is None:
+        ident.update(GIT_AUTHOR_EMAIL="mlops@localhost", GIT_COMMITTER_EMAIL="mlops@localhost")
+    run(["commit", "--quiet", "--no-verify", "-m", message], cwd, env=ident)
+    return head(cwd)
+
+
+def push_new_branch(remote: str, sha: str, branch: str, cwd: Path | str = ".") -> None:
+    """Create BRANCH on REMOTE at SHA; GitError when it exists there already or the push is refused."""
+    ok, refused, first = push_atomic(remote, [f"{sha}:refs/heads/{branch}"], cwd)
+    if not ok or refused:
+        why = refused[0][1] if refused else first
+        raise GitError(f"git push of branch {branch} to {remote} failed: {why or 'refused'}",
+                       hint="check that the token may push branches (contents: write)")
+
+
+def delete_remote_branch(remote: str, branch: str, cwd: Path | str = ".") -> bool:
+    """Delete BRANCH on REMOTE (one this process pushed and could not use); False when the push fails."""
+    return run(["push", "--quiet", remote, f":refs/heads/{branch}"], cwd, check=False).returncode == 0

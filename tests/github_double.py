@@ -309,3 +309,70 @@ class GitHubDoubleWithPulls(GitHubDouble):
 
     def writes(self) -> list[Recorded]:
         return [r for r in self.requests if r.method in ("POST", "PATCH", "PUT", "DELETE")]
+
+
+# --- appended for `mlops monitor --retrain` (tests/test_retrain.py): listing and opening pull requests ---
+
+PULL_LIST_SPEC_FILE = Path(__file__).parent / "data" / "github-openapi-pulls-list.json"
+
+
+@functools.cache
+def _pull_list_spec() -> dict[str, Any]:
+    return dict(json.loads(PULL_LIST_SPEC_FILE.read_text()))["paths"]["/repos/{owner}/{repo}/pulls"]
+
+
+@dataclass
+class GitHubDoubleWithPullList(GitHubDoubleWithPulls):
+    """The double, also answering `GET /repos/{owner}/{repo}/pulls` (schema `pull-request-simple`, paged, `state`
+    filter) and `POST /repos/{owner}/{repo}/pulls` (body: title, head, base, body; 201 `pull-request`), from GitHub's
+    OpenAPI description. `opened` holds every pull request made or added; `head_exists` (when set) is asked whether
+    the head branch exists, as GitHub answers 422 when it does not."""
+
+    opened: dict[int, dict[str, Any]] = field(default_factory=dict)
+    head_exists: Any = None
+    _next_pull: int = 1
+
+    def add_pull(self, head: str, base: str = "main", state: str = "open", title: str = "t",
+                 body: str | None = None) -> dict[str, Any]:
+        schema = _pull_list_spec()["post"]["responses"]["201"]["content"]["application/json"]["schema"]
+        pr = sample(schema)
+        with self._lock:
+            number = self._next_pull
+            self._next_pull += 1
+        base_url = f"{self.url}/repos/{self.owner}/{self.repo}"
+        pr.update(number=number, id=number, state=state, title=title, body=body, url=f"{base_url}/pulls/{number}",
+                  html_url=f"https://github.example/{self.owner}/{self.repo}/pull/{number}")
+        pr["head"].update(ref=head, label=f"{self.owner}:{head}", sha="0" * 40)
+        pr["base"].update(ref=base, label=f"{self.owner}:{base}")
+        self.opened[number] = pr
+        return pr
+
+    def _simple(self, pr: dict[str, Any]) -> dict[str, Any]:
+        schema = _pull_list_spec()["get"]["responses"]["200"]["content"]["application/json"]["schema"]["items"]
+        out = sample(schema)
+        out.update({k: pr[k] for k in ("number", "id", "state", "title", "body", "url", "html_url")})
+        out["head"].update(ref=pr["head"]["ref"], label=pr["head"]["label"], sha=pr["head"]["sha"])
+        out["base"].update(ref=pr["base"]["ref"], label=pr["base"]["label"])
+        return out
+
+    def handle(self, method: str, raw_path: str, body: Any, token: str = "") -> tuple[int, Any, dict[str, str]]:
+        parsed = urlparse(raw_path)
+        path, query = parsed.path.removeprefix(PREFIX), parse_qs(parsed.query)
+        if path == f"/repos/{self.owner}/{self.repo}/pulls" and self.status_override is None:
+            if method == "GET":
+                state = query.get("state", ["open"])[0]
+                items = [self._simple(p) for p in self.opened.values() if state == "all" or p["state"] == state]
+                return self._page(items, path, query)
+            if method == "POST" and not self.read_only:
+                required = _pull_list_spec()["post"]["requestBody"]["content"]["application/json"]["schema"]
+                missing = [k for k in required.get("required", []) if not (body or {}).get(k)]
+                if missing:
+                    return 422, {"message": "Validation Failed", "errors": [{"field": k, "code": "missing_field"}
+                                                                             for k in missing]}, {}
+                if self.head_exists is not None and not self.head_exists(body["head"]):
+                    return 422, {"message": "Validation Failed",
+                                 "errors": [{"resource": "PullRequest", "field": "head", "code": "invalid"}]}, {}
+                pr = self.add_pull(body["head"], body["base"], title=body.get("title") or "",
+                                   body=body.get("body"))
+                return 201, pr, {}
+        return super().handle(method, raw_path, body, token)

@@ -159,3 +159,21 @@ def test_every_package_and_module_is_in_the_layer_contracts() -> None:
              if (p.suffix == ".py" and p.stem not in ("__init__", "__main__")) or (p / "__init__.py").is_file()}
     assert found - named == set()
     assert found - forbidden == {"mlops.cli"}
+
+
+def test_git_keeps_config_from_the_environment_and_drops_leaked_repository_variables(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The setup action passes the push token as GIT_CONFIG_COUNT/KEY_n/VALUE_n (never written to .git/config);
+    a hook's GIT_DIR or GIT_INDEX_FILE must not point our calls at another repository."""
+    from mlops.git import clean_env
+
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "http.https://github.com/.extraheader")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "AUTHORIZATION: basic xyz")
+    monkeypatch.setenv("GIT_DIR", "/elsewhere/.git")
+    monkeypatch.setenv("GIT_INDEX_FILE", "/elsewhere/index")
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'core.hooksPath'='/tmp/evil'")
+    env = clean_env()
+    assert env["GIT_CONFIG_COUNT"] == "1" and env["GIT_CONFIG_KEY_0"].startswith("http.")
+    assert "GIT_CONFIG_VALUE_0" in env
+    assert not {"GIT_DIR", "GIT_INDEX_FILE", "GIT_CONFIG_PARAMETERS"} & set(env)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `mlops monitor [--log DIR] [--retrain]`, with the token reaching only that command.
+# `mlops monitor [--log DIR] [--labels FILE] [--retrain]`, with the token reaching only that command.
 set -euo pipefail
 # shellcheck source=../setup/toolkit.sh
 source "$GITHUB_ACTION_PATH/../setup/toolkit.sh"
@@ -16,6 +16,7 @@ if ! "$MLOPS" monitor --help >/dev/null 2>&1; then
 fi
 args=(monitor)
 [ -z "${MLOPS_LOG:-}" ] || args+=(--log "$MLOPS_LOG")
+[ -z "${MLOPS_LABELS:-}" ] || args+=(--labels "$MLOPS_LABELS")
 [ "${MLOPS_RETRAIN:-false}" != "true" ] || args+=(--retrain)
 set +e
 "$MLOPS" "${args[@]}"

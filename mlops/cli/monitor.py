@@ -48,17 +48,38 @@ def monitor_cmd(
     out: str = typer.Option(None, "--out", help="Folder for monitor.md, monitor.html and monitor.json "
                             "(default: reports/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    retrain: bool = typer.Option(False, "--retrain", help="When the check alarms over the last "
+                                 "monitor.consecutive time windows: snapshot the labelled rows into DVC, push a "
+                                 "branch mlops/retrain-<stamp> and open a pull request (none while one is open)."),
 ) -> None:
     """Drift, decay and staleness of served traffic against the reference profile; exit 1 when a threshold of
     `monitor:` in params.yaml is crossed."""
+    from mlops.github.context import CIContext
     from mlops.jobs.monitor import monitor
+    from mlops.jobs.retrain import RetrainAlert
     from mlops.monitor import MonitorAlert
 
     try:
         result = monitor(Path("."), log=Path(log) if log else None, current=Path(current) if current else None,
                          reference=Path(reference) if reference else None, since=since,
-                         labels=Path(labels) if labels else None, out=Path(out) if out else None, progress=progress)
+                         labels=Path(labels) if labels else None, out=Path(out) if out else None, progress=progress,
+                         retrain=retrain, ci=CIContext.from_env() if retrain else CIContext())
+    except RetrainAlert as alert:
+        if as_json:
+            echo(json.dumps({**alert.result.as_json(), "retrain": alert.retrain.as_json()}, indent=2))
+        else:
+            print_result(alert.result, False)
+            echo(alert.retrain.message)
+            if alert.retrain.pr_url:
+                echo(f"pull request: {alert.retrain.pr_url}")
+        raise
     except MonitorAlert as alert:
         print_result(alert.result, as_json)  # the findings first; the handler then prints the cause, exits 1
         raise
+    if retrain and as_json:
+        echo(json.dumps({**result.as_json(), "retrain": {"action": "healthy", "message": "retrain: healthy, "
+                                                          "nothing to retrain"}}, indent=2))
+        return
     print_result(result, as_json)
+    if retrain:
+        echo("retrain: healthy, nothing to retrain")

@@ -324,3 +324,51 @@ class Client:
                     newest = max(again, key=lambda c: (c.created_at, c.id))
                     return Posted(target, "created", int(newest.id), str(newest.html_url))
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+    # --- monitor --retrain: open pull requests by head branch, and a new one (appended) ---------------------------
+
+    def open_pulls(self, head_prefix: str = "") -> list[PullRef]:
+        """The open pull requests (every page) whose head branch starts with HEAD_PREFIX."""
+        pulls = self._call("list the open pull requests", "pr", lambda: list(self._repo.get_pulls(state="open")))
+        return [r for r in map(_pull_ref, pulls) if r.head.startswith(head_prefix)]
+
+    def create_pull(self, *, title: str, body: str, head: str, base: str) -> PullRef:
+        """Open a pull request from HEAD into BASE. POST is not retried (it may have gone through): after an
+        ambiguous failure the open pull requests are listed, and one from HEAD is the one made."""
+        try:
+            return _pull_ref(self._repo.create_pull(base=base, head=head, title=title, body=body,
+                                                    maintainer_can_modify=False))
+        except Exception as exc:  # classified here, re-raised as GitHubError
+            if _status(exc) is None and not _ambiguous(exc):
+                raise  # not GitHub's answer nor the network: a bug, shown as such
+            if _ambiguous(exc) or (_status(exc) or 0) >= 500:
+                made = [r for r in self.open_pulls(head) if r.head == head]
+                if made:
+                    return made[0]
+            if _status(exc) == 422:  # GitHub's "Validation Failed": no such head or base branch, or no change
+                raise GitHubError(f"GitHub refused to open a pull request from {head} into {base} (422: "
+                                  f"{_errors(exc)})", hint=f"check that {head} was pushed to {self.repo_name} and "
+                                  f"that {base} exists there") from None
+            raise _fail(exc, f"open a pull request from {head} into {base}", "pr", self.repo_name) from None
+
+
+@dataclass(frozen=True)
+class PullRef:
+    number: int
+    head: str        # the head branch's name
+    url: str         # html_url
+
+
+def _pull_ref(p: Any) -> PullRef:
+    return PullRef(int(p.number), str(p.head.ref), str(p.html_url))
+
+
+def _errors(exc: Exception) -> str:
+    """GitHub's validation errors of a 422, in one line."""
+    data = getattr(exc, "data", None)
+    if not isinstance(data, dict):
+        return "Validation Failed"
+    parts = [str(e.get("message") or f"{e.get('field')} {e.get('code')}") for e in data.get("errors") or []
+             if isinstance(e, dict)]
+    return "; ".join(parts) or str(data.get("message") or "Validation Failed")

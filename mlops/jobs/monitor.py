@@ -2,7 +2,8 @@
 
 Picks the inputs (the source, the window's start, the labels, the model that scores a file without scores, the
 production version's registration date for staleness), runs the check in mlops.monitor, writes
-reports/monitor.{md,html,json}, and raises MonitorAlert carrying the result when a threshold is crossed.
+reports/monitor.{md,html,json}, and raises MonitorAlert carrying the result when a threshold is crossed. With
+`retrain`, an alarm also goes to mlops.jobs.retrain (the retraining pull request) and the alert carries what it did.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from mlops import project
 from mlops.config import PARAMS_FILE, load_sections
 from mlops.errors import MlopsError
+from mlops.github.context import LOCAL, CIContext
 from mlops.monitor import (
     MonitorAlert,
     MonitorInputError,
@@ -87,9 +89,14 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
             reference: Path | None = None, since: str | None = None, labels: Path | None = None,
             out: Path | None = None, registered: Registered | Literal["auto"] = "auto",
             now: datetime | None = None, params: MonitorParams | None = None,
-            progress: Progress = silent) -> MonitorResult:
+            progress: Progress = silent, retrain: bool = False, ci: CIContext = LOCAL) -> MonitorResult:
     """The monitoring result when healthy; MonitorAlert carrying it when a threshold is crossed (the reports are
-    written either way)."""
+    written either way). RETRAIN: when alarming, also the retraining pull request (mlops.jobs.retrain), and the
+    alert is a RetrainAlert that carries what it did."""
+    if retrain:
+        from mlops.jobs.retrain import require_labels
+
+        require_labels(current, labels)  # before the check: it is the user's mistake, not the data's
     cfg = params or load_monitor_params(root / PARAMS_FILE)
     moment = now or datetime.now(UTC)
     if log is not None and current is not None:
@@ -135,6 +142,14 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
                  log_dir=log if current is None else None)
     files = write_reports(result, out if out is not None else root / DEFAULT_OUT, plots=cfg.plots, root=root)
     result = dataclasses.replace(result, files=files)
+    if retrain and not result.healthy:
+        from mlops.jobs.retrain import RetrainAlert
+        from mlops.jobs.retrain import retrain as retrain_job
+
+        done = retrain_job(root, result, profile, log=log if current is None else None, current=current,
+                           labels=label_map, scorer=scorer, since=since, params=cfg, ci=ci, now=moment,
+                           progress=progress)
+        raise RetrainAlert(result, done)
     if not result.healthy:
         raise MonitorAlert(result)
     return result

@@ -12,45 +12,14 @@ import itertools
 import json
 import re
 from pathlib import Path
-from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
+from jinja2 import Environment
 
+from mlops.markdown import template_env
 from mlops.monitor.result import MonitorResult, Plot
 
 PLOTS_DIR = "monitor-plots"
-OVERRIDE_DIR = ".mlops/templates"
 COLORS = {"reference": "#8c8c8c", "current": "#1f6feb", "drifted": "#cf222e"}
-_ZWSP = "&#8203;"
-_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
-_BACKSLASHED = set("\\`*_{}[]()!|~^$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-
-
-def md(value: object, max_len: int = 120) -> str:
-    """VALUE as inert inline markdown (the rules of mlops.report.escape.md: entities, backslashes, no mentions,
-    issue references or autolinks)."""
-    text = _CONTROL.sub(" ", str(value))
-    if len(text) > max_len:
-        text = text[: max_len - 1] + "…"
-    out: list[str] = []
-    for ch in text:
-        if ch in _ENTITIES:
-            out.append(_ENTITIES[ch])
-        elif ch == "@":
-            out.append("@" + _ZWSP)
-        elif ch == "#":
-            out.append("&#35;" + _ZWSP)
-        elif ch in _BACKSLASHED:
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    text = "".join(out)
-    text = re.sub(r"://", ":/" + _ZWSP + "/", text)
-    text = re.sub(r"(?i)(w)(ww\.)", r"\1" + _ZWSP + r"\2", text)
-    return re.sub(r"(?i)\b(gh)(-\d)", r"\1" + _ZWSP + r"\2", text)
-
-
 def fmt(v: float | None, digits: int = 3) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
@@ -136,15 +105,8 @@ def draw_all(result: MonitorResult, out_dir: Path) -> dict[str, Path]:
 
 
 def _env(root: Path | None, *, html: bool) -> Environment:
-    loaders: list[Any] = []
-    if root is not None and (root / OVERRIDE_DIR).is_dir():
-        loaders.append(FileSystemLoader(str(root / OVERRIDE_DIR)))
-    loaders.append(PackageLoader("mlops", "templates"))
-    env = Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, keep_trailing_newline=True,
-                      autoescape=html, trim_blocks=True, lstrip_blocks=True)  # noqa: S701 (markdown uses |md)
-    env.filters["md"] = md
-    env.globals.update(fmt=fmt, pct=pct, pval=pval, metric_names=("roc_auc", "accuracy", "f1", "precision",
-                                                                  "recall"))
+    env: Environment = template_env(root, html=html, globals_={
+        "fmt": fmt, "pct": pct, "pval": pval, "metric_names": ("roc_auc", "accuracy", "f1", "precision", "recall")})
     return env
 
 

@@ -1,9 +1,9 @@
 """report capability: three states (workspace, base, production) diffed into report.md, report.html, report.json."""
 
 from mlops.files import parse_structured as parse_output
+from mlops.markdown import md as escape_md
 from mlops.report.build import build_report, flatten_params
 from mlops.report.charts import with_renderings
-from mlops.report.escape import md as escape_md
 from mlops.report.model import Meta, PipelineFailure, Report, State
 from mlops.report.render import GITHUB_LIMIT, as_json, fit, html, markdown
 

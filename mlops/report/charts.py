@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlops.report.escape import mermaid as m_text
+from mlops.markdown import mermaid as m_text
 from mlops.report.model import Chart
 
 COLORS = {"base": "#8c8c8c", "head": "#1f6feb", "production": "#d97706"}

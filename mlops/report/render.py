@@ -12,17 +12,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, TemplateError
+from jinja2 import Environment, TemplateError
 
 from mlops.errors import ReportError
-from mlops.report.escape import md as md_escape
+from mlops.markdown import OVERRIDE_DIR, template_env
 from mlops.report.model import Change, Report
 
 GITHUB_LIMIT = 65_536
 # Room kept for what `mlops comment` adds (the sticky marker) and for the line saying the report was cut.
 MARKDOWN_BUDGET = GITHUB_LIMIT - 1_536
 FOOTER_MARK = "<!-- mlops:footer -->"
-OVERRIDE_DIR = ".mlops/templates"
 
 ICONS = {"better": "🟢", "worse": "🔴", "unchanged": "⚪", "new": "🆕", "removed": "➖", "n/a": ""}
 
@@ -45,15 +44,8 @@ def change_text(c: Change | None) -> str:
 
 
 def _env(root: Path | None, *, html: bool) -> Environment:
-    loaders: list[Any] = []
-    if root is not None and (root / OVERRIDE_DIR).is_dir():
-        loaders.append(FileSystemLoader(str(root / OVERRIDE_DIR)))
-    loaders.append(PackageLoader("mlops", "templates"))
-    # Markdown is not HTML-escaped by jinja: its template escapes every untrusted value with |md instead.
-    env = Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, keep_trailing_newline=True,
-                      autoescape=html, trim_blocks=True, lstrip_blocks=True)  # noqa: S701
-    env.filters["md"] = md_escape
-    env.globals.update(fmt=fmt, change_text=change_text, icons=ICONS)
+    env: Environment = template_env(root, html=html, globals_={"fmt": fmt, "change_text": change_text,
+                                                              "icons": ICONS})
     return env
 
 

@@ -92,8 +92,9 @@ def test_pr_opened_posts_one_comment_with_the_metrics_diff_against_main(world: W
 def test_pr_synchronize_edits_that_same_comment(world: World, act: Act, gh: GitHubDoubleWithPulls) -> None:
     repo = world.repo
     first = str(_ours(gh, 1)[0]["body"])
-    set_param(repo, "threshold: 0.4", "threshold: 0.45")
-    before, head = world.heads["tune"], commit(repo, "a higher threshold")
+    # a param only evaluate reads (the decision threshold would retrain: models/reference.json records it)
+    set_param(repo, "threshold: 0.4", "threshold: 0.4\n  curve_points: 51")
+    before, head = world.heads["tune"], commit(repo, "coarser curves")
     world.heads["tune"] = head
     git(repo, "push", "-q", "origin", "tune")
 
@@ -109,7 +110,8 @@ def test_pr_synchronize_edits_that_same_comment(world: World, act: Act, gh: GitH
     assert len(gh.requests_for("PATCH", r"/issues/comments/\d+$")) == 1
     body = str(comments[0]["body"])
     assert body != first
-    assert "| threshold | 0.4000 | 0.4500 |" in body
+    row = next(line for line in body.splitlines() if line.startswith("| evaluate.curve\\_points |"))
+    assert "51" in row
 
 
 def test_fork_pr_skips_the_self_hosted_job_and_hands_over_its_report_read_only(world: World, act: Act,

@@ -1,4 +1,5 @@
-"""Untrusted text (branch names, commit messages, param values, column names) made inert for markdown and mermaid.
+"""Untrusted text (branch names, commit messages, param values, column names, served traffic) made inert for
+markdown and mermaid, and the one jinja environment of the toolkit's documents (report, monitor).
 
 Markdown output goes to a GitHub comment: it must not break the table or code block it sits in, inject HTML,
 or mention people and issues. Every ASCII punctuation character that markdown (GFM, GitHub math) gives meaning to
@@ -10,6 +11,11 @@ so that GFM's autolinks turn no `https://...` or `www....` into a link.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+OVERRIDE_DIR = ".mlops/templates"  # a repo overrides a document's template by placing one of the same name here
 
 _ZWSP = "&#8203;"
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
@@ -50,3 +56,22 @@ def mermaid(value: object, max_len: int = 40) -> str:
     """VALUE as a mermaid string literal's content: a conservative character set, no quotes or brackets."""
     text = _MERMAID_UNSAFE.sub("_", _CONTROL.sub(" ", str(value)))
     return text[:max_len]
+
+
+def template_env(root: Path | None, *, html: bool, filters: Mapping[str, Callable[..., Any]] | None = None,
+                 globals_: Mapping[str, Any] | None = None) -> Any:
+    """The jinja environment of a document: ROOT's `.mlops/templates/` first, then the packaged templates.
+
+    Markdown is not HTML-escaped by jinja: its templates escape every untrusted value with `|md` instead."""
+    from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
+
+    loaders: list[Any] = []
+    if root is not None and (root / OVERRIDE_DIR).is_dir():
+        loaders.append(FileSystemLoader(str(root / OVERRIDE_DIR)))
+    loaders.append(PackageLoader("mlops", "templates"))
+    env = Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, keep_trailing_newline=True,
+                      autoescape=html, trim_blocks=True, lstrip_blocks=True)  # noqa: S701
+    env.filters["md"] = md
+    env.filters.update(filters or {})
+    env.globals.update(globals_ or {})
+    return env
