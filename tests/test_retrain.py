@@ -229,3 +229,51 @@ def test_github_refusing_the_pull_request_is_a_clear_error(churn: Churn, double:
                 out=tmp_path / "reports", retrain=True, ci=ci_of(double))
     assert "was pushed" in (caught.value.hint or "") and not double.opened
     assert git(origin, "branch", "--list", f"{BRANCH_PREFIX}*") == ""  # the pushed branch was taken back
+
+
+@pytest.mark.e2e
+def test_served_traffic_with_drift_opens_one_retraining_pull_request(churn: Churn, double: GitHubDoubleWithPullList,
+                                                                      tmp_path: Path) -> None:
+    """The whole loop from real traffic: `mlops serve` answers drifted requests and writes its request log; late
+    labels arrive keyed by request id; `mlops monitor --retrain` opens one PR; a second run opens none."""
+    import http.client
+
+    from mlops.features import parse_interface, records_from_frame
+    from tests.serve_helpers import Server, call, install
+
+    root, origin, _ = make_project(churn, tmp_path)
+    double.opened.clear()
+    double.head_exists = lambda head: bool(git(origin, "branch", "--list", head))
+    store, logs = tmp_path / "store", tmp_path / "served-logs"
+    install(store, churn.root / "models", "v1.0.0")
+    server = Server(store, log_dir=logs)
+    try:
+        server.wait("/v2/health/ready")
+        drifted = shifted(churn.test, "monthly_charges")
+        records = records_from_frame(parse_interface(churn.schema), drifted[churn.names])
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        labels = []
+        for i, (record, y) in enumerate(zip(records, churn.y, strict=True)):
+            rid = f"served-{i}"
+            reply = call(server.port, "POST", "/v1/models/churn-model/predict", {"instances": [record]},
+                         headers={"x-request-id": rid}, conn=conn)
+            assert reply.status == 200 and reply.headers.get("x-model-version") == "v1.0.0"
+            labels.append({"request_id": rid, "label": int(y)})
+        conn.close()
+    finally:
+        server.stop()  # flushes the request log
+    assert sum(1 for f in logs.glob("*.jsonl") for _ in f.open()) == len(records)
+    pd.DataFrame(labels).to_csv(tmp_path / "labels.csv", index=False)
+    params = quiet(consecutive=1)  # the traffic above is one window
+    with pytest.raises(RetrainAlert) as caught:
+        monitor(root, log=logs, labels=tmp_path / "labels.csv", params=params, registered=None,
+                out=tmp_path / "reports", retrain=True, ci=ci_of(double))
+    done = caught.value.retrain
+    assert done.action == "opened", done.message
+    assert "monthly_charges" in {a.subject for a in caught.value.result.alarms}
+    assert list(double.opened) == [done.pr_number] and done.rows == len(records)
+    assert f"{done.data}.dvc" in git(origin, "ls-tree", "-r", "--name-only", str(done.branch)).splitlines()
+    with pytest.raises(RetrainAlert) as again:
+        monitor(root, log=logs, labels=tmp_path / "labels.csv", params=params, registered=None,
+                out=tmp_path / "reports", retrain=True, ci=ci_of(double))
+    assert again.value.retrain.action == "open-already" and len(double.opened) == 1
