@@ -321,23 +321,18 @@ def encode_columns(iface: ModelInterface, columns: Mapping[str, Sequence[Any]]) 
     return _matrix(flat, rows, m)
 
 
-def _flatten(data: Any, name: str) -> list[Any]:
-    """V2 tensor data, row-major: flat, or nested lists (one level per dimension)."""
+def _flatten(data: Any, name: str, shape: list[int]) -> list[Any]:
+    """V2 tensor data, row-major: flat, or (shape [n, 1] only) one list of one value per row. Any other nesting
+    does not match the declared shape and is refused (a list left inside flat data is a bad element, refused by
+    the feature's converter)."""
     if type(data) is not list:
         raise FeatureError(f"input '{name}': 'data' must be a list, got {type(data).__name__}", field=name)
     if not data or type(data[0]) is not list:
-        return data  # flat (a list further in is a bad element, refused by the feature's converter)
-    out: list[Any] = []
-    stack = [iter(data)]
-    while stack:
-        for x in stack[-1]:
-            if type(x) is list:
-                stack.append(iter(x))
-                break
-            out.append(x)
-        else:
-            stack.pop()
-    return out
+        return data
+    if len(shape) != 2 or any(type(x) is not list or len(x) != 1 or type(x[0]) is list for x in data):
+        raise FeatureError(f"input '{name}': the nesting of 'data' does not match shape {shape} (flat values, or "
+                           "for [rows, 1] one list of one value per row)", field=name)
+    return [x[0] for x in data]
 
 
 def encode_v2(iface: ModelInterface, inputs: Any) -> tuple[NDArray[np.float32], dict[str, list[Any]]]:
@@ -371,7 +366,7 @@ def encode_v2(iface: ModelInterface, inputs: Any) -> tuple[NDArray[np.float32], 
         if type(shape) is not list or not 1 <= len(shape) <= 2 or type(shape[0]) is not int or shape[0] < 0 \
                 or (len(shape) == 2 and (type(shape[1]) is not int or shape[1] != 1)):
             raise FeatureError(f"input '{name}': shape must be [rows] or [rows, 1], got {shape!r}", field=name)
-        data = _flatten(tensor.get("data"), name)
+        data = _flatten(tensor.get("data"), name, shape)
         if len(data) != shape[0]:
             raise FeatureError(f"input '{name}': shape {shape} says {shape[0]} values, 'data' has {len(data)}",
                                field=name)

@@ -752,3 +752,21 @@ def test_deploy_end_to_end_on_the_real_server(trained_project: Path, monkeypatch
         assert git(root, "status", "--porcelain") == ""  # deploy never touches the working tree
     finally:
         _stop_server(proc)
+
+
+def test_a_version_already_serving_unchecked_gets_no_stage_tag(repo: Path, admin: AdminDouble,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first deploy that failed its checks leaves the candidate loaded (the server had nothing else); running
+    the same deploy again finds it "already serving" and must not tag what no run verified."""
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["deploy"]["server_url"] = admin.url
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    git(repo, "commit", "-q", "-am", "point deploy at the admin double")
+    monkeypatch.setenv("MLOPS_ADMIN_TOKEN", TOKEN)
+    admin.states["churn-model"] = {"stable": "v1.0.1", "canary": None, "canary_percent": 0, "previous": None,
+                                   "generation": 1, "workers": 1}
+    before = set(git(repo, "tag").split())
+    result = runner.invoke(app, ["deploy", "--target", "local", "--ref", "churn-model@v1.0.1", "--no-push"])
+    assert result.exit_code == 1, result.output
+    assert "this run checked nothing: the stage tag is not written" in result.stderr
+    assert set(git(repo, "tag").split()) == before

@@ -277,3 +277,19 @@ def test_served_traffic_with_drift_opens_one_retraining_pull_request(churn: Chur
         monitor(root, log=logs, labels=tmp_path / "labels.csv", params=params, registered=None,
                 out=tmp_path / "reports", retrain=True, ci=ci_of(double))
     assert again.value.retrain.action == "open-already" and len(double.opened) == 1
+
+
+def test_a_fork_pull_request_named_like_ours_does_not_block_retraining(churn: Churn,
+                                                                      double: GitHubDoubleWithPullList,
+                                                                      tmp_path: Path) -> None:
+    root, origin, _ = make_project(churn, tmp_path)
+    double.opened.clear()
+    double.head_exists = lambda head: bool(git(origin, "branch", "--list", head))
+    fork = double.add_pull(f"{BRANCH_PREFIX}20260101T000000Z")
+    fork["head"]["label"] = f"mallory:{BRANCH_PREFIX}20260101T000000Z"  # anyone can name a fork's branch so
+    labels = day_logs(churn, tmp_path / "logs", [True, True, True])
+    with pytest.raises(RetrainAlert) as caught:
+        monitor(root, log=tmp_path / "logs", labels=labels, params=quiet(), registered=None, now=NOW,
+                out=tmp_path / "reports", retrain=True, ci=ci_of(double))
+    assert caught.value.retrain.action == "opened"
+    assert len(double.opened) == 2

@@ -329,9 +329,11 @@ class Client:
     # --- monitor --retrain: open pull requests by head branch, and a new one (appended) ---------------------------
 
     def open_pulls(self, head_prefix: str = "") -> list[PullRef]:
-        """The open pull requests (every page) whose head branch starts with HEAD_PREFIX."""
+        """The open pull requests (every page) from a branch of this repository (not a fork: anyone can open
+        one from a fork's branch of any name) whose name starts with HEAD_PREFIX."""
         pulls = self._call("list the open pull requests", "pr", lambda: list(self._repo.get_pulls(state="open")))
-        return [r for r in map(_pull_ref, pulls) if r.head.startswith(head_prefix)]
+        own = self.repo_name.split("/")[0] + ":"  # GitHub's head label is OWNER:BRANCH
+        return [r for r in map(_pull_ref, pulls) if r.head.startswith(head_prefix) and r.label.startswith(own)]
 
     def create_pull(self, *, title: str, body: str, head: str, base: str) -> PullRef:
         """Open a pull request from HEAD into BASE. POST is not retried (it may have gone through): after an
@@ -358,10 +360,11 @@ class PullRef:
     number: int
     head: str        # the head branch's name
     url: str         # html_url
+    label: str = ""  # OWNER:BRANCH of the head (a fork's owner for a fork's pull request)
 
 
 def _pull_ref(p: Any) -> PullRef:
-    return PullRef(int(p.number), str(p.head.ref), str(p.html_url))
+    return PullRef(int(p.number), str(p.head.ref), str(p.html_url), str(p.head.label or ""))
 
 
 def _errors(exc: Exception) -> str:

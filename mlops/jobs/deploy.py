@@ -155,8 +155,8 @@ def _assign(root: Path, release: Release, stage: str, options: DeployOptions, pr
     return result.stage_tag, result.pushed
 
 
-def _local(root: Path, cfg: _Config, release: Release, options: DeployOptions, progress: Progress,
-           ci: CIContext) -> DeployResult:
+def _local(root: Path, cfg: _Config, release: Release, art: ArtifactState, options: DeployOptions,
+           progress: Progress, ci: CIContext) -> DeployResult:
     params = cfg.deploy
     server = Server(params.server_url, os.environ.get(params.token_env))
     store = Path(params.store)
@@ -166,6 +166,15 @@ def _local(root: Path, cfg: _Config, release: Release, options: DeployOptions, p
         progress(f"deploy plan: {step}")
     outcome = apply_local(root, plan, server, params, progress)
     stage = cfg.registry.production_stage
+    current = art.stages.get(stage)
+    if outcome.action == "already_serving" and options.assign_stage and \
+            (current is None or current.version != release.version):
+        # Serving, but not through a run whose checks passed (a first deploy that failed them stays loaded when
+        # the server had nothing else): no stage tag without its smoke test.
+        raise DeployError(f"{release.ref} already serves all traffic on {server.url}, but {stage} does not point at "
+                          "it and this run checked nothing: the stage tag is not written",
+                          hint=f"deploy a verified version, or assign it by hand once checked: `mlops promote --ref "
+                               f"{release.ref} --stage {stage}`")
     stage_tag, pushed = _assign(root, release, stage, options, progress, ci) if options.assign_stage else (None, False)
     return DeployResult(outcome.action, "local", release.artifact, release.version, release.commit, outcome.previous,
                         outcome.checks, server.url, outcome.source, stage, stage_tag, pushed, plan.steps,
@@ -202,5 +211,5 @@ def deploy(root: Path = Path("."), options: DeployOptions = DeployOptions(), pro
         return _kserve(root, cfg, release, art, options, progress)
     if options.storage_uri is not None:
         raise DeployError("--storage-uri is for --target kserve", hint="the local server loads from its store")
-    return _local(root, cfg, release, options, progress, ci)
+    return _local(root, cfg, release, art, options, progress, ci)
 

@@ -227,7 +227,10 @@ def _next_steps(production: str, requirements: str | None, kept: bool) -> tuple[
         "Runners: pull requests of this repository run on a self-hosted runner with the labels [self-hosted, gpu] "
         "(set the repository variable MLOPS_RUNNER_LABELS to a JSON list to change them; MLOPS_CML_CLOUD starts "
         "an ephemeral cloud GPU runner with CML instead). Promote and deploy run on [self-hosted] "
-        "(MLOPS_DEPLOY_RUNNER_LABELS), beside the model server. Fork pull requests run on GitHub-hosted runners.",
+        "(MLOPS_DEPLOY_RUNNER_LABELS), beside the model server. Fork pull requests are routed to GitHub-hosted "
+        "runners, but a fork can edit that routing in its own pull request: require approval for workflows from "
+        "all outside contributors (Settings > Actions), keep the self-hosted runners in a runner group that "
+        "public repositories cannot use, and prefer ephemeral runners.",
         "DVC remote: the runners need read access to it (write access for same-repository pull requests, which "
         "push the run cache): give the self-hosted runner its credentials, or pass them as secrets in the env: of "
         "the pipeline step (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, ...).",

@@ -17,6 +17,7 @@ from jinja2 import Environment
 
 from mlops.markdown import template_env
 from mlops.monitor.result import MonitorResult, Plot
+from mlops.monitor.sources import MonitorInputError
 
 PLOTS_DIR = "monitor-plots"
 COLORS = {"reference": "#8c8c8c", "current": "#1f6feb", "drifted": "#cf222e"}
@@ -131,7 +132,11 @@ def html(result: MonitorResult, pics: dict[str, Path], root: Path | None = None)
 def write_reports(result: MonitorResult, out_dir: Path, *, plots: bool = True,
                   root: Path | None = None) -> tuple[Path, ...]:
     """reports/monitor.md, monitor.html and monitor.json (and the PNGs); the paths written, md first."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MonitorInputError(f"--out {out_dir}: cannot create it ({exc.strerror or type(exc).__name__})",
+                                hint="pass a writable folder") from None
     pics = draw_all(result, out_dir) if plots else {}
     files = []
     documents = (("monitor.md", markdown(result, pics, out_dir, root)), ("monitor.html", html(result, pics, root)),

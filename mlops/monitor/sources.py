@@ -92,7 +92,10 @@ def parse_duration(text: str) -> timedelta:
                                 "2w") from None
     if not math.isfinite(value) or value <= 0:
         raise MonitorInputError(f"--since {text!r}: must be positive")
-    return timedelta(seconds=value * unit)
+    try:
+        return timedelta(seconds=value * unit)
+    except OverflowError:
+        raise MonitorInputError(f"--since {text!r}: too large", hint="e.g. 3650d for ten years") from None
 
 
 def iso_z(moment: datetime) -> str:
@@ -452,6 +455,14 @@ def read_labels(path: Path, label: str | None, positive: str | None) -> dict[tup
     if not path.is_file():
         raise MonitorInputError(f"{path}: labels file not found",
                                 hint="a CSV with request_id and label columns (label: 1/0 or the class name)")
+    try:
+        return _read_labels(path, label, positive)
+    except UnicodeDecodeError as exc:
+        raise MonitorInputError(f"{path}: not UTF-8 text (byte {exc.start})",
+                                hint="a CSV with request_id and label columns, UTF-8") from None
+
+
+def _read_labels(path: Path, label: str | None, positive: str | None) -> dict[tuple[str, int | None], int]:
     out: dict[tuple[str, int | None], int] = {}
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)

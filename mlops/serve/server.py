@@ -198,7 +198,14 @@ def serve(settings: ServeSettings, *, on_started: Callable[[str], None] | None =
 
     settings.check()
     require("serve", "mlops serve")
-    Path(settings.store).mkdir(parents=True, exist_ok=True)
+    for flag, folder in (("--store", settings.store), ("--log-dir", settings.log_dir)):
+        if folder is None:
+            continue
+        try:  # here, before any worker starts: a worker would crash on it and be restarted in a loop
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ServeError(f"{flag} {folder}: cannot create it ({exc.strerror or type(exc).__name__})",
+                             hint="pass a writable folder") from None
     initial_states(settings)
     # One listening socket, inherited by every worker: an idle worker takes the next connection (with one socket
     # per worker under SO_REUSEPORT, the kernel hashes connections and a few long-lived ones can pile on one).
