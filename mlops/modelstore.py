@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -245,3 +246,50 @@ def install(store: Path, name: str, version: str, src_dir: Path, *, model_file: 
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return get(store, name, version)
+
+
+# --- monitoring gauges: written by `mlops monitor --store`, exported by the server's /metrics ---------------------
+
+GAUGES_FILE = "monitor-gauges.json"
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def write_gauges(store: Path, name: str, gauges: list[tuple[str, dict[str, str], float]], updated: str) -> Path:
+    """Publish the latest monitoring figures of NAME beside its versions (atomically): the server exports them."""
+    check_name(name)
+    folder = Path(store) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"format": "mlops.monitor-gauges/1", "updated": updated,
+           "gauges": [{"name": n, "labels": dict(labels), "value": v} for n, labels, v in gauges
+                      if _METRIC_NAME.fullmatch(n) and math.isfinite(v)]}
+    tmp = folder / f".{GAUGES_FILE}.tmp"
+    tmp.write_text(json.dumps(doc, sort_keys=True), encoding="utf-8")
+    tmp.replace(folder / GAUGES_FILE)
+    return folder / GAUGES_FILE
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def gauges_text(store: Path, names: list[str]) -> str:
+    """The published gauges of NAMES in Prometheus' text format (label `model` added); an absent or unreadable
+    file contributes nothing (monitoring is optional, and a scrape must never fail for it)."""
+    by_metric: dict[str, list[str]] = {}
+    for name in names:
+        try:
+            doc = json.loads((Path(store) / name / GAUGES_FILE).read_text(encoding="utf-8"))
+            rows = doc["gauges"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for g in rows if isinstance(rows, list) else ():
+            try:
+                metric, labels, value = str(g["name"]), dict(g.get("labels") or {}), float(g["value"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if not _METRIC_NAME.fullmatch(metric) or not math.isfinite(value):
+                continue
+            pairs = {"model": name, **{str(k): str(v) for k, v in labels.items() if _METRIC_NAME.fullmatch(str(k))}}
+            rendered = ",".join(f'{k}="{_label(v)}"' for k, v in pairs.items())
+            by_metric.setdefault(metric, []).append(f"{metric}{{{rendered}}} {value!r}")
+    return "".join(f"# TYPE {m} gauge\n" + "\n".join(lines) + "\n" for m, lines in sorted(by_metric.items()))

@@ -293,3 +293,30 @@ def test_a_fork_pull_request_named_like_ours_does_not_block_retraining(churn: Ch
                 out=tmp_path / "reports", retrain=True, ci=ci_of(double))
     assert caught.value.retrain.action == "opened"
     assert len(double.opened) == 2
+
+
+@pytest.mark.e2e
+def test_monitor_gauges_appear_on_the_servers_metrics(churn: Churn, tmp_path: Path) -> None:
+    from mlops.monitor import MonitorAlert
+    from tests.serve_helpers import Server, call, install
+
+    root, _, _ = make_project(churn, tmp_path)
+    store = tmp_path / "store"
+    install(store, churn.root / "models", "v1.0.0")
+    server = Server(store)
+    try:
+        server.wait("/v2/health/ready")
+        before = call(server.port, "GET", "/metrics").body.decode()
+        assert "mlops_monitor_healthy" not in before  # nothing published yet: the scrape still works
+        labels = day_logs(churn, tmp_path / "logs", [True])
+        with pytest.raises(MonitorAlert):
+            monitor(root, log=tmp_path / "logs", labels=labels, params=quiet(consecutive=1), registered=None,
+                    now=NOW, out=tmp_path / "reports", publish=store)
+        text = call(server.port, "GET", "/metrics").body.decode()
+    finally:
+        server.stop()
+    assert "# TYPE mlops_monitor_healthy gauge" in text
+    assert 'mlops_monitor_healthy{model="churn-model"} 0.0' in text
+    assert 'mlops_monitor_feature_drifted{model="churn-model",feature="monthly_charges"} 1.0' in text
+    assert 'mlops_monitor_feature_drifted{model="churn-model",feature="tenure"} 0.0' in text
+    assert "model_infer_request_success" in text or "rest_server_requests" in text  # the server's own still there

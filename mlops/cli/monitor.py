@@ -48,6 +48,8 @@ def monitor_cmd(
     out: str = typer.Option(None, "--out", help="Folder for monitor.md, monitor.html and monitor.json "
                             "(default: reports/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    store: str = typer.Option(None, "--store", help="Publish the gauges into this model store (`mlops serve "
+                              "--store`): the server's /metrics then exports drift, decay and health."),
     retrain: bool = typer.Option(False, "--retrain", help="When the check alarms over the last "
                                  "monitor.consecutive time windows: snapshot the labelled rows into DVC, push a "
                                  "branch mlops/retrain-<stamp> and open a pull request (none while one is open)."),
@@ -63,7 +65,8 @@ def monitor_cmd(
         result = monitor(Path("."), log=Path(log) if log else None, current=Path(current) if current else None,
                          reference=Path(reference) if reference else None, since=since,
                          labels=Path(labels) if labels else None, out=Path(out) if out else None, progress=progress,
-                         retrain=retrain, ci=CIContext.from_env() if retrain else CIContext())
+                         retrain=retrain, ci=CIContext.from_env() if retrain else CIContext(),
+                         publish=Path(store) if store else None)
     except RetrainAlert as alert:
         if as_json:
             echo(json.dumps({**alert.result.as_json(), "retrain": alert.retrain.as_json()}, indent=2))

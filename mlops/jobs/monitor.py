@@ -89,10 +89,12 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
             reference: Path | None = None, since: str | None = None, labels: Path | None = None,
             out: Path | None = None, registered: Registered | Literal["auto"] = "auto",
             now: datetime | None = None, params: MonitorParams | None = None,
-            progress: Progress = silent, retrain: bool = False, ci: CIContext = LOCAL) -> MonitorResult:
+            progress: Progress = silent, retrain: bool = False, ci: CIContext = LOCAL,
+            publish: Path | None = None) -> MonitorResult:
     """The monitoring result when healthy; MonitorAlert carrying it when a threshold is crossed (the reports are
     written either way). RETRAIN: when alarming, also the retraining pull request (mlops.jobs.retrain), and the
-    alert is a RetrainAlert that carries what it did."""
+    alert is a RetrainAlert that carries what it did. PUBLISH: a model store whose server exports this result's
+    gauges on its /metrics (written healthy or not, before any alert)."""
     if retrain:
         from mlops.jobs.retrain import require_labels
 
@@ -142,6 +144,9 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
                  log_dir=log if current is None else None)
     files = write_reports(result, out if out is not None else root / DEFAULT_OUT, plots=cfg.plots, root=root)
     result = dataclasses.replace(result, files=files)
+    if publish is not None:
+        written = _publish(root, publish, result, moment)
+        progress(f"monitor: gauges published to {written} (the server's /metrics exports them)")
     if retrain and not result.healthy:
         from mlops.jobs.retrain import RetrainAlert
         from mlops.jobs.retrain import retrain as retrain_job
@@ -153,6 +158,24 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
     if not result.healthy:
         raise MonitorAlert(result)
     return result
+
+
+def _publish(root: Path, store: Path, result: MonitorResult, moment: datetime) -> Path:
+    from mlops import modelstore, project
+
+    try:
+        name = project.artifact_name(root, load_sections(root / PARAMS_FILE).registry)
+    except MlopsError:
+        name = None
+    if name is None:
+        raise MonitorInputError("--store: cannot tell which model the gauges belong to (no model artifact in "
+                                "dvc.yaml)", hint="declare it under artifacts: with type: model, or set "
+                                                  "registry.artifact in params.yaml")
+    try:
+        return modelstore.write_gauges(store, name, result.gauges(), iso_z(moment))
+    except OSError as exc:
+        raise MonitorInputError(f"--store {store}: cannot write the gauges ({exc.strerror or type(exc).__name__})"
+                                ) from None
 
 
 def _model_file(root: Path) -> str:

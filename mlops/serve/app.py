@@ -210,7 +210,7 @@ class ServeApp:
             elif head == "metrics" and n == 1:
                 template = "/metrics"
                 self._allow(method, "GET")
-                body = await asyncio.to_thread(self.rt.metrics.render)
+                body = await asyncio.to_thread(self.rt.metrics_body)
                 status = await self._send(send, 200, body, headers, b"text/plain; version=0.0.4; charset=utf-8")
             elif head == "openapi.json" and n == 1:
                 template = "/openapi.json"

@@ -113,6 +113,13 @@ class Runtime:
 
     # --- the serving state ---------------------------------------------------------------------------------------
 
+    def metrics_body(self) -> bytes:
+        """/metrics: the serving metrics of every worker, then the monitoring gauges `mlops monitor --store`
+        published into the store (so the dashboards that graph the server also graph drift and decay)."""
+        from mlops.modelstore import gauges_text
+
+        return self.metrics.render() + gauges_text(Path(self.settings.store), self.names()).encode()
+
     def names(self) -> list[str]:
         if self.settings.model is not None:
             return [self.settings.model]
