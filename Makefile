@@ -26,11 +26,11 @@ run: $(STAMP)
 
 ## make test: linters, type checks, layer contracts, then the whole test suite.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n 2 --timeout 900 --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadscope --timeout 900 --durations=15
 
 ## make test-fast: the unit tests only (no training, no workflows).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -m "not slow and not e2e"
+	$(BIN)/python -m pytest -n 2 --dist loadscope -m "not slow and not e2e"
 
 lint: $(STAMP)
 	$(BIN)/ruff check mlops tests bench
