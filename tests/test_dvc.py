@@ -45,3 +45,19 @@ def test_artifacts_must_be_a_mapping(tmp_path: Path) -> None:
     (tmp_path / "dvc.yaml").write_text("artifacts:\n  - churn-model\n")
     with pytest.raises(DvcError, match=r"dvc\.yaml: key 'artifacts' must map artifact names"):
         artifacts(tmp_path)
+
+
+def test_the_committed_dvc_lock_records_the_code_as_it_is() -> None:
+    """A stage's code changed after dvc.lock was written would make a fresh clone's `make run` rerun stages and
+    leave dvc.lock modified: the file deps it records (code, params files, raw data) must match the repo."""
+    import hashlib
+
+    repo = Path(__file__).resolve().parents[1]
+    lock = read_lock(repo)
+    stale = []
+    for name, stage in lock["stages"].items():
+        for dep in stage.get("deps") or []:
+            path = repo / dep["path"]
+            if path.is_file() and dep.get("md5") and hashlib.md5(path.read_bytes()).hexdigest() != dep["md5"]:
+                stale.append(f"{name}: {dep['path']}")
+    assert stale == [], "rerun `mlops run` and commit dvc.lock"
