@@ -164,9 +164,10 @@ class Ours:
 
     def __init__(self, models: Path, work: Path, workers: int) -> None:
         from mlops import modelstore
+        from mlops.files import sha256_file
 
         store = work / "store"
-        sha = modelstore.sha256_file(models / "model.ubj")
+        sha = sha256_file(models / "model.ubj")
         modelstore.install(store, MODEL, VERSION, models, model_file="model.ubj", model_sha256=sha, meta={})
         self.port = free_port()
         self.workers = workers

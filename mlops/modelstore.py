@@ -14,7 +14,6 @@ visible; `get` checks it again on every load, so a file changed after installati
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -28,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlops.errors import ModelStoreError
+from mlops.files import sha256_file
 
 STORE_FORMAT = "mlops.modelstore/1"
 META_FILE = "mlops-model.json"
@@ -86,11 +86,6 @@ def semver_key(version: str) -> tuple[Any, ...]:
         return (int(m.group(1)), int(m.group(2)), int(m.group(3)), 1, ())
     parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
     return (int(m.group(1)), int(m.group(2)), int(m.group(3)), 0, parts)
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _relative(model_file: str) -> str:

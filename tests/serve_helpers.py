@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops import modelstore
+from mlops.files import sha256_file
 
 TOKEN = "test-admin-token-0123456789abcdef"
 
@@ -73,7 +74,7 @@ def v2_body(records: Sequence[dict[str, Any]], inputs: Sequence[dict[str, Any]])
 
 
 def install(store: Path, models_dir: Path, version: str, name: str = "churn-model") -> modelstore.StoredModel:
-    sha = modelstore.sha256_file(models_dir / "model.ubj")
+    sha = sha256_file(models_dir / "model.ubj")
     return modelstore.install(store, name, version, models_dir, model_file="model.ubj", model_sha256=sha,
                               meta={"tag": f"{name}@{version}", "commit": "0" * 40})
 

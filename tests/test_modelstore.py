@@ -9,6 +9,7 @@ import pytest
 
 from mlops import modelstore
 from mlops.errors import ModelStoreError
+from mlops.files import sha256_file
 from mlops.modelstore import META_FILE, NotInStore
 
 
@@ -19,7 +20,7 @@ def artifact(tmp_path: Path, content: bytes = b"model bytes v1", name: str = "ar
     (d / "feature_schema.json").write_text(json.dumps({"format": "mlops.feature-schema/1",
                                                       "features": [{"name": "x", "type": "int"}], "output": {}}))
     (d / "golden.json").write_text("{}")
-    return d, modelstore.sha256_file(d / "model.ubj")
+    return d, sha256_file(d / "model.ubj")
 
 
 def test_install_then_get(tmp_path: Path) -> None:

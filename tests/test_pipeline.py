@@ -12,8 +12,8 @@ import yaml
 
 from mlops import dvc as mdvc
 from mlops.errors import ModelInvalid
+from mlops.files import sha256_file
 from mlops.stages import train as train_mod
-from mlops.stages.data import sha256_file
 from tests.helpers import dvc, git
 
 pytestmark = pytest.mark.slow

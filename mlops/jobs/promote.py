@@ -108,7 +108,7 @@ def recorded_hash(info: VersionInfo, root: Path, path: str) -> str | None:
     if raw is None:
         return None
     try:
-        return model.output_hash(dvc.parse_lock(raw), path)
+        return dvc.output_hash(dvc.parse_lock(raw), path)
     except (DvcError, RegistryError):  # a malformed old dvc.lock just means "unknown"
         return None
 

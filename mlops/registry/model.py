@@ -47,11 +47,6 @@ def dvc_hash(path: Path) -> str:
     return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"  # noqa: S324
 
 
-def output_hash(lock: dict[str, Any], path: str) -> str | None:
-    """The hash dvc.lock recorded for output PATH (None when no stage outputs it)."""
-    return dvc.output_hash(lock, path)
-
-
 def params_hash(lock: dict[str, Any]) -> str:
     stages = lock.get("stages") or {}
     recorded = {name: (stage or {}).get("params") or {} for name, stage in stages.items()}
@@ -68,7 +63,7 @@ def read_lock(root: Path) -> dict[str, Any]:
 
 def lock_artifact_hash(root: Path, artifact: dvc.Artifact, lock: dict[str, Any]) -> str:
     """The artifact's hash in dvc.lock; RegistryError when no stage outputs it."""
-    h = output_hash(lock, artifact.path)
+    h = dvc.output_hash(lock, artifact.path)
     if h is None:
         raise RegistryError(f"dvc.lock has no output '{artifact.path}' (artifact {artifact.name}): no model to "
                             "register", hint=_HINT_LOCK)

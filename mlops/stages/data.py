@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,6 @@ from mlops.errors import DataInvalid
 PREPARED_DIR = Path("data/prepared")
 TRAIN_FILE = PREPARED_DIR / "train.csv"
 TEST_FILE = PREPARED_DIR / "test.csv"
-
-
-def sha256_file(path: Path | str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_raw(path: Path | str) -> pd.DataFrame:

@@ -13,8 +13,9 @@ from numpy.typing import NDArray
 from mlops.config import Params
 from mlops.errors import ParamsInvalid
 from mlops.features import bind_booster, encode_frame, make_predictor, parse_interface
+from mlops.files import sha256_file
 from mlops.progress import Progress, silent
-from mlops.stages.data import TEST_FILE, TRAIN_FILE, features_and_label, load_prepared, sha256_file, write_json
+from mlops.stages.data import TEST_FILE, TRAIN_FILE, features_and_label, load_prepared, write_json
 from mlops.stages.train import MODEL_FILE, SCHEMA_FILE, TRAIN_REPORT, load_model
 
 METRICS_FILE = Path("reports/metrics.json")

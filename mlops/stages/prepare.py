@@ -8,6 +8,7 @@ from pathlib import Path
 from sklearn.model_selection import train_test_split
 
 from mlops.config import Params
+from mlops.files import sha256_file
 from mlops.progress import Progress, silent
 from mlops.stages.data import (
     PREPARED_DIR,
@@ -16,7 +17,6 @@ from mlops.stages.data import (
     apply_schema,
     profile,
     read_raw,
-    sha256_file,
     write_json,
 )
 

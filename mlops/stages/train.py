@@ -13,9 +13,10 @@ import pandas as pd
 from mlops.config import DataParams, Params
 from mlops.errors import ModelInvalid
 from mlops.features import parse_interface, records_from_frame
+from mlops.files import sha256_file
 from mlops.profile import PROFILE_FILE, build_profile, save_profile
 from mlops.progress import Progress, silent
-from mlops.stages.data import TEST_FILE, TRAIN_FILE, features_and_label, load_prepared, sha256_file, write_json
+from mlops.stages.data import TEST_FILE, TRAIN_FILE, features_and_label, load_prepared, write_json
 
 MODEL_DIR = Path("models")
 MODEL_FILE = MODEL_DIR / "model.ubj"
