@@ -26,11 +26,24 @@ if [ -n "${MLOPS_BASE:-}" ]; then
   args+=(--base "origin/$MLOPS_BASE")
 fi
 
+# Where this run may write: `remote`, never the default remote that production reads (promote and deploy pull
+# from it). A pull request's outputs and run-cache entries are unreviewed: pushed there, a planted run-cache entry
+# would be restored as the "trained" model of later runs.
+production_remote="$("$MLOPS_PY" -m dvc remote default 2>/dev/null || true)"
+if [ "${MLOPS_PUSH:-false}" = "true" ] && [ -n "${MLOPS_REMOTE:-}" ]; then
+  if [ "$MLOPS_REMOTE" = "$production_remote" ]; then
+    echo "::error title=mlops pipeline::remote '$MLOPS_REMOTE' is the default DVC remote, the one production reads: name a remote of its own for these runs"
+    exit 1
+  fi
+  if ! "$MLOPS_PY" -m dvc remote list | awk '{print $1}' | grep -qxF -- "$MLOPS_REMOTE"; then
+    echo "::error title=mlops pipeline::no DVC remote named '$MLOPS_REMOTE' in .dvc/config"
+    exit 1
+  fi
+fi
+
 if [ "${MLOPS_PULL:-true}" = "true" ]; then
-  # First the outputs that the committed dvc.lock names: unchanged stages then have them in the workspace (the
-  # report reads them; `dvc repro --pull --allow-missing` skips such stages without checking them out). Then
-  # `mlops run --pull`: a changed stage comes back from the run cache when an earlier run pushed that result.
-  "$MLOPS_PY" -m dvc pull --allow-missing --quiet || echo "::warning title=mlops pipeline::dvc pull failed: stages will run without the remote's outputs"
+  # `mlops run --pull`: checks out every output the remote holds, restores what the run cache holds, and
+  # recomputes every stage whose outputs are still missing (a first pull request, a pruned or new remote).
   args+=(--pull)
 fi
 
@@ -46,12 +59,21 @@ echo "stages-run=$stages" >> "$GITHUB_OUTPUT"
   echo "### mlops pipeline ($device)"
   echo
   echo "stages run: ${stages:-none (all up to date or restored from the run cache)}"
+  recomputed="$(sed -n 's/^stages recomputed: //p' "$log" | tail -n 1)"
+  [ -z "$recomputed" ] || echo "stages recomputed: $recomputed"
 } >> "$GITHUB_STEP_SUMMARY"
 if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 
 if [ "${MLOPS_PUSH:-false}" = "true" ]; then
-  "$MLOPS_PY" -m dvc push --run-cache --quiet
-  echo "mlops pipeline: outputs and run cache pushed to the DVC remote"
+  # Reads (outputs, run-cache restores) come from the default remote, which only main writes; the push goes to
+  # `remote` when named. Nothing reads that remote back automatically: a run-cache entry one pull request planted
+  # there is never restored as another's "trained" model.
+  if [ -n "${MLOPS_REMOTE:-}" ]; then
+    "$MLOPS_PY" -m dvc push --run-cache --quiet --remote "$MLOPS_REMOTE"
+  else
+    "$MLOPS_PY" -m dvc push --run-cache --quiet
+  fi
+  echo "mlops pipeline: outputs and run cache pushed to the DVC remote ${MLOPS_REMOTE:-$production_remote}"
 fi

@@ -6,9 +6,9 @@ source "$GITHUB_ACTION_PATH/../setup/toolkit.sh"
 
 report="${MLOPS_REPORT_DIR:-reports}/report.md"
 
-comment() {  # FILE TARGET: the sticky comment (mlops comment also writes the job summary)
+comment() {  # FILE TARGET [LABEL]: the sticky comment (mlops comment also writes the job summary)
   local out
-  out="$("$MLOPS" comment --report "$1" --target "$2")"
+  out="$("$MLOPS" comment --report "$1" --target "$2" --watermark-title "${3:-}")"
   echo "$out"
   echo "comment-url=${out##*: }" >> "$GITHUB_OUTPUT"
 }
@@ -44,7 +44,9 @@ case "${MLOPS_MODE:-comment}" in
     safe="$RUNNER_TEMP/mlops-safe"
     number="$("$MLOPS_PY" "$GITHUB_ACTION_PATH/untrusted.py" "$RUNNER_TEMP/mlops-untrusted" "$safe")"
     echo "pr-number=$number" >> "$GITHUB_OUTPUT"
-    comment "$safe/report.md" "pr/$number"
+    # A label of its own: a fork's report can only ever edit a fork report's comment, never the trusted comment
+    # of a same-repository pull request.
+    comment "$safe/report.md" "pr/$number" fork
     ;;
   *)
     echo "::error title=mlops report::unknown mode '${MLOPS_MODE}': comment, summary, artifact or untrusted-artifact"

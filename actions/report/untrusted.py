@@ -4,11 +4,14 @@ Usage: untrusted.py ARTIFACT_DIR SAFE_DIR. Prints the pull request's number; wri
 
 Everything in ARTIFACT_DIR was written by code from the fork: it is data, never trusted. It must hold exactly
 `report.md` and `pr-number`, both regular files within their size limits; the number must be a plain integer, and
-the pull request it names must have, as its head, the commit the triggering run built (MLOPS_HEAD_SHA, from the
-`workflow_run` event, which GitHub writes): a report cannot be steered onto another pull request, nor a stale one
-onto a pull request that moved on. The text is then made inert: @mentions, issue references and HTML other than the
-report's own few tags cannot ping anyone or hide anything, and a forged sticky marker is dropped (`mlops comment`
-appends the real one). Standard library only: it runs before anything else is trusted.
+the pull request it names must be open and have, as its head, the commit and the repository the triggering run built
+(MLOPS_HEAD_SHA and MLOPS_HEAD_REPO, from the `workflow_run` event, which GitHub writes), and that repository must be
+a fork: a report cannot be steered onto another pull request (a same-repository one that carries the same commit
+included), nor a stale one onto a pull request that moved on. The text is then made inert: @mentions and issue
+references (also entity-encoded ones: every `&` outside the few entities the report itself writes is escaped),
+HTML other than the report's own few tags, and link-reference definitions (which render as nothing) are shown as
+text, and every sticky marker is dropped, however it is nested (`mlops comment` appends the real one, with a label of
+its own for fork reports). Standard library only: it runs before anything else is trusted.
 """
 
 from __future__ import annotations
@@ -30,6 +33,15 @@ ZWSP = "\u200b"
 ALLOWED_TAGS = re.compile(r"<(/?)(details|summary|sub|sup|br)\s*/?>", re.IGNORECASE)
 ALLOWED_COMMENT = "<!-- mlops:footer -->"
 WATERMARK = re.compile(r"!\[[^\]]*\]\(\s*https?://cml\.dev/watermark\.png[^)]*\)", re.IGNORECASE)
+# What is left of a marker after the removal (a reference-style image, a title elsewhere) is broken up so that no
+# marker parser (ours: mlops.github.client.WATERMARK_RE, CML's) can match it again.
+WATERMARK_WORD = re.compile(r"(?i)(water)(mark)")
+# `&` starts an entity, and GitHub finds mentions and references after decoding them (`&#64;user`, `&#x23;12`,
+# `&commat;`): escaped, except the entities the report's own escaping (mlops.markdown.md) writes, which decode to
+# nothing that pings: a `#` only ever followed by a zero-width space.
+AMPERSAND = re.compile(r"&(?!(?:amp|lt|gt|quot|#8203);|#35;&#8203;)")
+# A link-reference definition (`[x]: https://… "text"`) renders as nothing: a backslash shows it as text.
+LINK_DEFINITION = re.compile(r"(?m)^((?:[ \t]*>)*[ \t]{0,3})\[(?=[^\]\n]*\]:)")
 MENTION = re.compile(r"@(?=[A-Za-z0-9_\-])")
 # `#12`, `GH-12`, `owner/repo#12` link (and notify) issues; `&#35;` style entities are left alone.
 ISSUE_REF = re.compile(r"(?<!&)#(?=[0-9])")
@@ -64,8 +76,8 @@ def read_artifact(folder: Path, max_bytes: int) -> tuple[int, str]:
     return int(raw_number), text
 
 
-def pull_request_head(number: int) -> tuple[str, str | None]:
-    """(head sha, head repository's full name) of pull request NUMBER, from the API with the job's token."""
+def pull_request_head(number: int) -> tuple[str, str, str]:
+    """(head sha, head repository's full name, state) of pull request NUMBER, from the API with the job's token."""
     api = os.environ.get("GITHUB_API_URL", "https://api.github.com").rstrip("/")
     if not api.startswith(("https://", "http://")):
         raise Refused(f"GITHUB_API_URL {api!r} is not an http(s) URL")
@@ -80,13 +92,21 @@ def pull_request_head(number: int) -> tuple[str, str | None]:
         raise Refused(f"pull request #{number} cannot be read ({exc.code}): the artifact names no pull request "
                       "of this repository") from None
     head = data.get("head") or {}
-    return str(head.get("sha") or ""), ((head.get("repo") or {}).get("full_name"))
+    return (str(head.get("sha") or ""), str((head.get("repo") or {}).get("full_name") or ""),
+            str(data.get("state") or ""))
 
 
 def neutralise(text: str) -> str:
     """TEXT with nothing that pings, links an issue, hides content or fakes the sticky marker."""
     text = CONTROL.sub(" ", text)
-    text = WATERMARK.sub("", text)
+    while True:  # to a fixed point: removing one marker must not join the pieces of another
+        stripped = WATERMARK.sub("", text)
+        if stripped == text:
+            break
+        text = stripped
+    text = WATERMARK_WORD.sub("\\1" + ZWSP + "\\2", text)
+    text = AMPERSAND.sub("&amp;", text)
+    text = LINK_DEFINITION.sub(lambda m: m.group(1) + "\\[", text)
     kept: list[str] = []
 
     def shield(match: re.Match[str]) -> str:
@@ -107,17 +127,29 @@ def main(argv: list[str]) -> int:
         return 2
     folder, safe = Path(argv[1]), Path(argv[2])
     expected = os.environ.get("MLOPS_HEAD_SHA", "")
+    expected_repo = os.environ.get("MLOPS_HEAD_REPO", "")
+    this_repo = os.environ.get("GITHUB_REPOSITORY", "")
     try:
         if not SHA.fullmatch(expected):
             raise Refused("MLOPS_HEAD_SHA (the triggering run's head commit) is not a commit SHA")
+        if not expected_repo or expected_repo.lower() == this_repo.lower():
+            raise Refused(f"MLOPS_HEAD_REPO (the triggering run's head repository) is {expected_repo or 'empty'}: "
+                          "this path posts the reports of forks only")
         max_bytes = int(os.environ.get("MLOPS_MAX_BYTES", "65536"))
         number, text = read_artifact(folder, max_bytes)
-        head, head_repo = pull_request_head(number)
+        head, head_repo, state = pull_request_head(number)
         if head != expected:
             raise Refused(f"pull request #{number} has head {head[:12] or 'none'}, but the run that uploaded the "
                           f"artifact built {expected[:12]}: not its report (forged, or the PR moved on)")
-        print(f"mlops report: artifact checked: pull request #{number} ({head_repo or 'unknown repository'}) at "
-              f"{expected[:12]}", file=sys.stderr)
+        # The same commit can head several pull requests (a maintainer pushes a contributor's commit to a branch
+        # here): the repository binds the report to the fork's own pull request, never a same-repository one.
+        if head_repo.lower() != expected_repo.lower():
+            raise Refused(f"pull request #{number} comes from {head_repo or 'no repository'}, but the run that "
+                          f"uploaded the artifact built {expected_repo}: not its report")
+        if state != "open":
+            raise Refused(f"pull request #{number} is {state or 'in no state'}, not open")
+        print(f"mlops report: artifact checked: pull request #{number} ({head_repo}) at {expected[:12]}",
+              file=sys.stderr)
     except Refused as exc:
         print(f"::error title=mlops report::untrusted artifact refused: {exc}", file=sys.stderr)
         return 1

@@ -30,13 +30,26 @@ else
     spec="$root"
     [ -z "${MLOPS_EXTRAS:-}" ] || spec="$root[$MLOPS_EXTRAS]"
   fi
-  uv venv --quiet --python "${MLOPS_PYTHON:-python3}" "$env_dir"
-  # The project's requirements first, on their own (their hashes are checked), then the toolkit: uv keeps the
+  python="${MLOPS_PYTHON:-python3}"
+  # uv and the build backend from the hashed lock beside this action (pip refuses any file whose hash differs):
+  # nothing that builds or installs the environment comes from the index unchecked.
+  bootstrap="$RUNNER_TEMP/mlops-bootstrap"
+  rm -rf "$bootstrap"
+  "$python" -m venv "$bootstrap"
+  "$bootstrap/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+    --requirement "$root/requirements/bootstrap.lock"
+  uv="$bootstrap/bin/uv"
+  [ "${MLOPS_CACHE:-true}" != "true" ] || export UV_CACHE_DIR="${UV_CACHE_DIR:-$RUNNER_TEMP/mlops-uv-cache}"
+  "$uv" venv --quiet --python "$python" "$env_dir"
+  "$uv" pip install --quiet --python "$env_dir/bin/python" --no-deps --require-hashes \
+    --requirement "$root/requirements/bootstrap.lock"
+  # The project's requirements first, on their own (their hashes are checked), then the toolkit, built with the
+  # setuptools just installed (no build isolation: no unpinned build backend from the index). uv keeps the
   # versions already installed that satisfy it, so a lock file decides the shared packages.
   if [ -n "${MLOPS_REQUIREMENTS:-}" ]; then
-    uv pip install --quiet --python "$env_dir/bin/python" --compile-bytecode --requirements "$MLOPS_REQUIREMENTS"
+    "$uv" pip install --quiet --python "$env_dir/bin/python" --requirement "$MLOPS_REQUIREMENTS"
   fi
-  uv pip install --quiet --python "$env_dir/bin/python" --compile-bytecode "$spec"
+  "$uv" pip install --quiet --python "$env_dir/bin/python" --no-build-isolation "$spec"
 fi
 
 version="$("$env_dir/bin/mlops" --version)"

@@ -38,6 +38,7 @@ _STANDIN_OF = {
     "actions/upload-artifact": "upload-artifact",
     "actions/download-artifact": "download-artifact",
     "iterative/setup-cml": "setup-cml",
+    "aws-actions/configure-aws-credentials": "configure-aws-credentials",
 }
 _USES = re.compile(r"^\s*(?:-\s+)?uses:\s*([^\s#]+)", re.MULTILINE)
 
@@ -74,7 +75,7 @@ def toolkit_copy(dest: Path) -> Path:
     (act copies the whole folder into every job that uses one of its actions)."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     dest.mkdir(parents=True)
-    for rel in ("actions", "mlops"):
+    for rel in ("actions", "mlops", "requirements"):  # requirements: the setup action's hashed bootstrap.lock
         shutil.copytree(REPO / rel, dest / rel, ignore=ignore)
     for rel in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / rel, dest / rel)
@@ -131,7 +132,15 @@ class Act:
         PATH: the setup action must find the toolkit, and a token reaches a step only through the workflow."""
         venv_bin = Path(sys.executable).parent
         system = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p) != venv_bin]
-        return {"PATH": os.pathsep.join(system or ["/usr/local/bin", "/usr/bin", "/bin"]), "HOME": str(self.home),
+        # What a runner's machine configures for package downloads (CA bundle, index, proxy) stays; the download
+        # caches are this host's, so that the privileged jobs' install from the hashed locks costs seconds.
+        machine = {k: v for k, v in os.environ.items()
+                   if k in ("SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy",
+                            "http_proxy", "no_proxy") or k.startswith(("PIP_", "UV_INDEX", "UV_EXTRA_INDEX"))}
+        machine.setdefault("UV_CACHE_DIR", os.environ.get("UV_CACHE_DIR") or str(Path.home() / ".cache" / "uv"))
+        machine.setdefault("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip"))
+        return {**machine,
+                "PATH": os.pathsep.join(system or ["/usr/local/bin", "/usr/bin", "/bin"]), "HOME": str(self.home),
                 "LANG": "C.UTF-8", "GIT_CONFIG_NOSYSTEM": "1", "DVC_NO_ANALYTICS": "1",
                 "DVC_GLOBAL_CONFIG_DIR": str(self.home / ".dvcglobal"),
                 "DVC_SYSTEM_CONFIG_DIR": str(self.home / ".dvcsystem"), "PYTHONDONTWRITEBYTECODE": "1"}
@@ -222,6 +231,13 @@ def workflow_run_event(*, run_id: int, head_sha: str, head_branch: str, head_rep
     return {"action": "completed", "workflow_run": run,
             "workflow": {"id": 42, "name": "mlops pr", "path": ".github/workflows/pr.yml", "state": "active"},
             "repository": _repository(), "sender": {"login": "octo-dev", "id": 9, "type": "User"}}
+
+
+def workflow_dispatch_event(*, ref: str, inputs: Mapping[str, str], workflow: str,
+                            sender: str = "github-actions[bot]") -> dict[str, Any]:
+    """`workflow_dispatch`: what GitHub sends for POST .../actions/workflows/{id}/dispatches (ref, inputs)."""
+    return {"ref": ref, "inputs": dict(inputs), "workflow": workflow, "repository": _repository(),
+            "sender": {"login": sender, "id": 41898282, "type": "Bot" if sender.endswith("[bot]") else "User"}}
 
 
 def push_event(*, ref: str, before: str, after: str, pusher: str = "octo-maintainer") -> dict[str, Any]:

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.act import ACT, Act
+from tests.e2e.double import GitHubDoubleWithDispatch
 from tests.github_double import GitHubDoubleWithPulls
 
 
 @pytest.fixture(scope="module")
 def gh() -> Iterator[GitHubDoubleWithPulls]:
-    double = GitHubDoubleWithPulls().start()
+    double = GitHubDoubleWithDispatch().start()
     yield double
     double.stop()
 

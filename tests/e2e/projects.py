@@ -75,10 +75,19 @@ def with_origin(repo: Path, origin: Path) -> Path:
 
 
 def add_workflows(repo: Path) -> None:
-    """This checkout's workflows and actions, as they are, into REPO (the example project runs them on itself)."""
+    """This checkout's workflows and actions (and the lock the setup action bootstraps from), as they are, into
+    REPO (the example project runs them on itself)."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(REPO / ".github", repo / ".github", ignore=ignore, dirs_exist_ok=True)
     shutil.copytree(REPO / "actions", repo / "actions", ignore=ignore, dirs_exist_ok=True)
+    # The hashed locks the privileged jobs install from: the setup action's bootstrap (uv, the build backend) and
+    # the runtime the workflows name.
+    (repo / "requirements").mkdir(exist_ok=True)
+    for lock in ("bootstrap.lock", "runtime.lock"):
+        shutil.copy2(REPO / "requirements" / lock, repo / "requirements" / lock)
+    # This repository is the toolkit as well: the setup action builds it from here when a job installs it.
+    for rel in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / rel, repo / rel)
 
 
 def branch(repo: Path, name: str, base: str = "main") -> None:

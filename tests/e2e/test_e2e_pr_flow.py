@@ -18,6 +18,7 @@ from tests.e2e.projects import (
     add_workflows,
     branch,
     commit,
+    dvc,
     environment,
     git,
     project_env,
@@ -33,6 +34,8 @@ PR = ".github/workflows/pr.yml"
 COMMENTER = ".github/workflows/pr-comment.yml"
 FORK = "evil-fork/churn"
 FORK_RUN = 7001
+# The repository variable that names the pull requests' own DVC remote (declared in .dvc/config as `pr`).
+PR_REMOTE = {"MLOPS_PR_DVC_REMOTE": "pr"}
 
 
 @dataclass
@@ -40,12 +43,20 @@ class World:
     repo: Path
     main: str
     heads: dict[str, str]
+    production: Path  # the default DVC remote: what promote and deploy read
+    pr_remote: Path  # the pull requests' own
+
+
+def _objects(store: Path) -> set[str]:
+    """Every file in a local DVC remote (objects under files/, run-cache entries under runs/)."""
+    return {str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()}
 
 
 @pytest.fixture(scope="module")
 def world(_trained_template: Path, tmp_path_factory: pytest.TempPathFactory) -> World:
     """The example project, trained, with this checkout's workflows and actions, its DVC remote outside the
-    repository (outputs and run cache pushed), main pushed to a bare origin."""
+    repository (outputs and run cache pushed), a second remote `pr` for pull-request runs (empty), main pushed to a
+    bare origin."""
     root = tmp_path_factory.mktemp("pr-flow")
     (root / "home").mkdir()
     with environment(project_env(root / "home")):
@@ -53,9 +64,10 @@ def world(_trained_template: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         shutil.copytree(_trained_template, repo, symlinks=True)
         add_workflows(repo)
         remote_outside(repo, root / "dvcstore")
-        main = commit(repo, "workflows; DVC remote")
+        dvc(repo, "remote", "add", "pr", str(root / "dvcstore-pr"))
+        main = commit(repo, "workflows; DVC remotes")
         with_origin(repo, root / "origin.git")
-    return World(repo, main, {})
+    return World(repo, main, {}, root / "dvcstore", root / "dvcstore-pr")
 
 
 def _ours(gh: GitHubDoubleWithPulls, number: int) -> list[dict[str, object]]:
@@ -70,14 +82,19 @@ def test_pr_opened_posts_one_comment_with_the_metrics_diff_against_main(world: W
     head = world.heads["tune"] = commit(repo, "fewer trees")
     git(repo, "push", "-q", "origin", "tune")
 
+    production = _objects(world.production)
     run = act.run(repo, "pull_request", pull_request_event("opened", 1, head_sha=head, head_ref="tune",
-                                                           base_sha=world.main), PR)
+                                                           base_sha=world.main), PR, variables=PR_REMOTE)
 
     assert run.returncode == 0, run.log()
+    # Outputs and run cache went to the pull requests' remote; the one production reads got nothing.
+    assert _objects(world.production) == production
+    assert any(p.startswith("runs/") for p in _objects(world.pr_remote)), _objects(world.pr_remote)
+    assert "pushed to the DVC remote pr" in run.output("pipeline")
     # The same-repository job ran; the fork job and the CML cloud runner (off by default) did not.
     assert run.jobs == {"pipeline": "success"}, run.log()
     out = run.output("pipeline")
-    assert "stages run: train, evaluate" in out, out  # a training param: prepare and validate stay as they are
+    assert "stages run: train, evaluate, check" in out, out  # a training param: prepare and validate stay as they are
     assert "mlops pipeline: running on cpu" in out
     comments = _ours(gh, 1)
     assert len(comments) == 1
@@ -98,12 +115,16 @@ def test_pr_synchronize_edits_that_same_comment(world: World, act: Act, gh: GitH
     world.heads["tune"] = head
     git(repo, "push", "-q", "origin", "tune")
 
+    production = _objects(world.production)
     run = act.run(repo, "pull_request", pull_request_event("synchronize", 1, head_sha=head, head_ref="tune",
-                                                           base_sha=world.main, before=before), PR)
+                                                           base_sha=world.main, before=before), PR,
+                  variables=PR_REMOTE)
 
     assert run.returncode == 0, run.log()
     out = run.output("pipeline")
-    assert "stages run: evaluate" in out, out  # train came back from the run cache the first run pushed
+    # train reruns: nothing is restored from the pull requests' own remote, where another pull request could have
+    # planted the run-cache entry; outputs and run cache come from the remote that only main writes
+    assert "stages run: train, evaluate, check" in out, out
     comments = _ours(gh, 1)
     assert len(comments) == 1
     assert len(gh.requests_for("POST", r"/issues/1/comments$")) == 1
@@ -112,6 +133,38 @@ def test_pr_synchronize_edits_that_same_comment(world: World, act: Act, gh: GitH
     assert body != first
     row = next(line for line in body.splitlines() if line.startswith("| evaluate.curve\\_points |"))
     assert "51" in row
+    assert _objects(world.production) == production
+
+
+def test_pr_runs_push_nothing_without_a_remote_of_their_own(world: World, act: Act) -> None:
+    """The default: no MLOPS_PR_DVC_REMOTE, no push at all (never to the remote that production reads)."""
+    repo = world.repo
+    branch(repo, "tune-again", "main")
+    set_param(repo, "n_estimators: 400", "n_estimators: 350")
+    head = commit(repo, "a few more trees")
+    git(repo, "push", "-q", "origin", "tune-again")
+    production, pr_remote = _objects(world.production), _objects(world.pr_remote)
+
+    run = act.run(repo, "pull_request", pull_request_event("opened", 3, head_sha=head, head_ref="tune-again",
+                                                           base_sha=world.main), PR)
+
+    assert run.returncode == 0, run.log()
+    assert "stages run: train, evaluate, check" in run.output("pipeline")  # a new result, that nobody may restore
+    assert _objects(world.production) == production
+    assert _objects(world.pr_remote) == pr_remote
+    assert "pushed to the DVC remote" not in run.output("pipeline")
+
+
+def test_a_pr_remote_that_is_the_production_remote_is_refused(world: World, act: Act) -> None:
+    repo = world.repo
+    production = _objects(world.production)
+    run = act.run(repo, "pull_request", pull_request_event("synchronize", 3, head_sha=git(repo, "rev-parse", "HEAD"),
+                                                           head_ref="tune-again", base_sha=world.main),
+                  PR, variables={"MLOPS_PR_DVC_REMOTE": dvc(repo, "remote", "default")})
+
+    assert run.jobs.get("pipeline") == "failure", run.log()
+    assert "is the default DVC remote, the one production reads" in run.log()
+    assert _objects(world.production) == production
 
 
 def test_fork_pr_skips_the_self_hosted_job_and_hands_over_its_report_read_only(world: World, act: Act,

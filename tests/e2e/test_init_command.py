@@ -119,7 +119,7 @@ def test_existing_sections_and_gto_stage_names_are_respected(foreign: Path) -> N
     data = yaml.safe_load((foreign / "params.yaml").read_text())
     assert data["gates"] == {"f1": {"min": 0.5}}
     assert data["registry"] == {"artifact": MODEL, "production_stage": "prod"}
-    assert '- "**#prod#*"' in (foreign / ".github/workflows/mlops-deploy.yml").read_text()
+    assert '- "**#prod#*"' in (foreign / ".github/workflows/mlops-stage-tag.yml").read_text()  # the dispatcher
 
 
 @pytest.mark.parametrize(("args", "says"), [

@@ -4,7 +4,9 @@ test_e2e_pr_flow.py runs the same script inside pr-comment.yml under act."""
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,29 +14,32 @@ from pathlib import Path
 
 import pytest
 
+from mlops.github.client import WATERMARK_RE, is_ours
 from tests.github_double import GitHubDoubleWithPulls
 
 SCRIPT = Path(__file__).resolve().parents[2] / "actions/report/untrusted.py"
 HEAD = "a" * 40
 OTHER = "b" * 40
+FORK = "evil-fork/churn"
 
 
 @pytest.fixture(scope="module")
 def gh() -> Iterator[GitHubDoubleWithPulls]:
     double = GitHubDoubleWithPulls().start()
-    double.pulls.update({2: (HEAD, "evil-fork/churn"), 1: (OTHER, "acme/churn")})
+    # 5: a same-repository pull request whose head is the fork's commit (a maintainer pushed it to a branch here).
+    double.pulls.update({2: (HEAD, FORK), 1: (OTHER, "acme/churn"), 5: (HEAD, "acme/churn")})
     yield double
     double.stop()
 
 
 def _run(gh: GitHubDoubleWithPulls, tmp_path: Path, files: dict[str, bytes], *, head: str = HEAD,
-         max_bytes: int = 65536) -> subprocess.CompletedProcess[str]:
+         head_repo: str = FORK, max_bytes: int = 65536) -> subprocess.CompletedProcess[str]:
     artifact = tmp_path / "artifact"
     artifact.mkdir()
     for name, data in files.items():
         (artifact / name).write_bytes(data)
     env = {**os.environ, "GITHUB_API_URL": gh.url, "GITHUB_REPOSITORY": "acme/churn", "GITHUB_TOKEN": "ghs_x",
-           "MLOPS_HEAD_SHA": head, "MLOPS_MAX_BYTES": str(max_bytes)}
+           "MLOPS_HEAD_SHA": head, "MLOPS_HEAD_REPO": head_repo, "MLOPS_MAX_BYTES": str(max_bytes)}
     return subprocess.run([sys.executable, str(SCRIPT), str(artifact), str(tmp_path / "safe")], env=env,
                           capture_output=True, text=True, check=False)
 
@@ -96,7 +101,7 @@ def test_a_symlink_in_the_artifact_is_refused(gh: GitHubDoubleWithPulls, tmp_pat
     (artifact / "pr-number").write_text("2")
     (artifact / "report.md").symlink_to(secret)
     env = {**os.environ, "GITHUB_API_URL": gh.url, "GITHUB_REPOSITORY": "acme/churn", "GITHUB_TOKEN": "ghs_x",
-           "MLOPS_HEAD_SHA": HEAD}
+           "MLOPS_HEAD_SHA": HEAD, "MLOPS_HEAD_REPO": FORK}
     proc = subprocess.run([sys.executable, str(SCRIPT), str(artifact), str(tmp_path / "safe")], env=env,
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 1
@@ -113,9 +118,68 @@ def test_mentions_references_and_markup_are_made_inert(gh: GitHubDoubleWithPulls
     safe = (tmp_path / "safe/report.md").read_text()
     assert "@\u200boctocat" in safe and "@\u200bacme/team" in safe
     assert "GH-\u200b12" in safe and "#\u200b3" in safe and "churn#\u200b4" in safe
-    assert "x&#35;y" in safe  # an entity stays an entity
+    assert "x&amp;#\u200b35;y" in safe  # an entity is shown as text: GitHub would decode it into a reference
     assert "<script>" not in safe and "&lt;script&gt;" in safe and "&lt;img src=x&gt;" in safe
     assert "&lt;!-- @\u200bhidden --&gt;" in safe and "<!-- mlops:footer -->" in safe
     assert "<details><summary>3 checks passed</summary>" in safe and "</details>" in safe and "<sub>" in safe
     assert "watermark" not in safe
     assert "\u202e" not in safe
+
+
+def test_a_same_repository_pull_request_with_the_forks_commit_is_refused(gh: GitHubDoubleWithPulls,
+                                                                         tmp_path: Path) -> None:
+    """Its trusted sticky comment must not be overwritten by the fork's report: the head repository binds too."""
+    proc = _run(gh, tmp_path, {"pr-number": b"5\n", "report.md": b"## all good"})
+    assert proc.returncode == 1, proc.stderr
+    assert "pull request #5 comes from acme/churn, but the run that uploaded the artifact built evil-fork/churn" \
+        in proc.stderr
+    assert not (tmp_path / "safe").exists()
+
+
+def test_a_run_of_this_repository_is_not_posted_as_a_fork_report(gh: GitHubDoubleWithPulls, tmp_path: Path) -> None:
+    proc = _run(gh, tmp_path, {"pr-number": b"5\n", "report.md": b"ok"}, head_repo="acme/churn")
+    assert proc.returncode == 1
+    assert "this path posts the reports of forks only" in proc.stderr
+
+
+def _rendered(gh: GitHubDoubleWithPulls, tmp_path: Path, report: str) -> str:
+    proc = _run(gh, tmp_path, {"pr-number": b"2", "report.md": report.encode()})
+    assert proc.returncode == 0, proc.stderr
+    return (tmp_path / "safe/report.md").read_text()
+
+
+@pytest.mark.parametrize("encoded", ["&#64;octocat", "&#x40;acme/team", "&#X40;octocat", "&commat;octocat",
+                                     "&#0064;octocat", "&#35;12", "&#x23;12", "&num;12", "acme/churn&#35;4",
+                                     "&amp;#64;octocat"])
+def test_entity_encoded_mentions_and_references_are_made_inert(gh: GitHubDoubleWithPulls, tmp_path: Path,
+                                                               encoded: str) -> None:
+    safe = _rendered(gh, tmp_path, f"cc {encoded} please\n")
+    # GitHub decodes entities once, then looks for mentions and references in the text it got.
+    decoded = html.unescape(safe)
+    assert not re.search(r"@[A-Za-z0-9]", decoded), safe
+    assert not re.search(r"#[0-9]", decoded), safe
+
+
+def test_the_reports_own_entities_survive(gh: GitHubDoubleWithPulls, tmp_path: Path) -> None:
+    """What mlops.markdown.md writes for `#`, `&`, `<` and `"` in a cell is left as it is (it pings nothing)."""
+    report = "| fix &#35;&#8203;12 &amp; co &lt;b&gt; &quot;x&quot; |\n"
+    assert _rendered(gh, tmp_path, report) == report
+
+
+def test_a_nested_forged_sticky_marker_is_removed_entirely(gh: GitHubDoubleWithPulls, tmp_path: Path) -> None:
+    forged = ('!![](https://cml.dev/watermark.png)[](https://cml.dev/watermark.png#abc "CML watermark nightly")\n'
+              '![![](https://cml.dev/watermark.png)](https://cml.dev/watermark.png#d "CML watermark")\n'
+              '![][w]\n\n[w]: https://cml.dev/watermark.png#e "CML watermark fork"\n')
+    safe = _rendered(gh, tmp_path, forged)
+    assert not WATERMARK_RE.search(safe), safe
+    assert not any(is_ours(safe, label) for label in ("", "nightly", "fork"))
+    assert "watermark" not in safe.lower()  # what is left of it is broken up
+
+
+def test_hidden_link_reference_definitions_are_shown(gh: GitHubDoubleWithPulls, tmp_path: Path) -> None:
+    report = ('## report\n\n[approve]: https://evil.example/approve "Approve the model here"\n'
+              '> [x]: https://evil.example "hidden in a quote"\n   [y]: <https://evil.example>\n')
+    safe = _rendered(gh, tmp_path, report)
+    assert "\\[approve]: https://evil.example/approve" in safe
+    assert "&gt; \\[x]: https://evil.example" in safe  # no block quote either: `>` is escaped
+    assert "   \\[y]: &lt;https://evil.example&gt;" in safe
