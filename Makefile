@@ -9,7 +9,7 @@ UV_VERSION := 0.13.8
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test test-fast lint bench lock clean
+.PHONY: run test test-fast lint tools bench lock clean
 
 # --compile-bytecode: uv does not write .pyc at install (pip does); where PYTHONDONTWRITEBYTECODE is set, every
 # process would otherwise compile deepchecks, scipy and sklearn from source (seconds on each import).
@@ -25,12 +25,20 @@ run: $(STAMP)
 	$(BIN)/mlops run
 
 ## make test: linters, type checks, layer contracts, then the whole test suite.
-test: $(STAMP) lint
+test: $(STAMP) lint tools
 	$(BIN)/python -m pytest -n 2 --dist loadscope --timeout 900 --durations=15
 
 ## make test-fast: the unit tests only (no training, no workflows).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadscope -m "not slow and not e2e"
+
+# promtool (Debian's `prometheus` package; no PyPI wheel ships it) runs the alerting rules' tests. As root (CI) it
+# is installed when missing; anyone else is told the line to run.
+tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else echo "make: promtool is missing: sudo apt-get install prometheus (the alerting rules' tests need it)" >&2; exit 1; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check mlops tests bench

@@ -55,7 +55,7 @@ def build_inputs(project: Path, work: Path, sizes: list[int], seed: int = 7) -> 
     import pandas as pd
 
     from mlops.config import load_params
-    from mlops.features import bind_booster, parse_interface, predict, records_from_frame
+    from mlops.features import bind_booster, parse_model_interface, predict, records_from_frame
     from mlops.profile import build_profile, save_profile
     from mlops.stages.data import features_and_label, load_prepared
     from mlops.stages.evaluate import predict_proba
@@ -63,7 +63,7 @@ def build_inputs(project: Path, work: Path, sizes: list[int], seed: int = 7) -> 
 
     params = load_params(project / "params.yaml")
     booster, schema = load_model(project)
-    iface = parse_interface(schema)
+    iface = parse_model_interface(schema)
     names = iface.names
     test = load_prepared(project / "data/prepared/test.csv", params.data)
     train = load_prepared(project / "data/prepared/train.csv", params.data)

@@ -8,8 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlops import versions
 from mlops.errors import ParamsInvalid
 from mlops.files import read_yaml
+from mlops.formats.profile import PROFILE_FILE
 
 PARAMS_FILE = "params.yaml"
 
@@ -78,6 +80,10 @@ class TrainParams(_Model):
     max_cat_to_onehot: int = Field(default=4, ge=1)
     # Fixed thread count: the same inputs give the same model bytes on any machine size.
     n_jobs: int = Field(default=2, ge=1, le=256)
+    # Train on a Dask cluster through xgboost.dask: a scheduler address (tcp://HOST:8786) or `local` (a LocalCluster
+    # of `dask_partitions` workers here). The model is deterministic for the same partitioning and seed only.
+    dask: str | None = Field(default=None, min_length=1)
+    dask_partitions: int = Field(default=2, ge=1, le=4096)
 
 
 class EvaluateParams(_Model):
@@ -104,6 +110,32 @@ class GateSpec(_Model):
     max: float | None = None
     max_drop: float | None = Field(default=None, ge=0)
     max_rise: float | None = Field(default=None, ge=0)
+    # interval: max_drop/max_rise fail only when the whole confidence interval of the change lies past the limit
+    # (needs both sides' per-row predictions: see report.predictions); point: the change itself is compared.
+    judge: Literal["point", "interval"] = "point"
+
+
+class PredictionsSpec(_Model):
+    """`report.predictions`: the per-row held-out predictions that intervals and the prediction diff are made of."""
+
+    path: str = Field(default="reports/predictions.csv", description="CSV or Parquet, repo-relative")
+    id: str = Field(default="row", description="the column that identifies a row (rows are matched by it)")
+    label: str = Field(default="label", description="the true label's column (in `labels` when that is set)")
+    score: str | None = Field(default=None, description="binary: P(positive); regression: the prediction "
+                              "(None: probability, score, prediction or value)")
+    proba_prefix: str = Field(default="proba_", description="multiclass: one PREFIX+CLASS probability column each")
+    task: Literal["binary", "multiclass", "regression"] | None = Field(default=None, description="None: inferred")
+    positive: str | None = Field(default=None, description="binary: the positive label when labels are not 0/1")
+    threshold: float | None = Field(default=None, gt=0, lt=1, description="binary decision threshold (None: the "
+                                    "metrics files' `threshold`, else 0.5)")
+    labels: str | None = Field(default=None, description="a held-out data file holding the label column, its "
+                               "row N being the prediction with id N (when the predictions file has no label)")
+    split: str | None = Field(default=None, description="the metrics prefix these rows are (None: the headline's)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_alone(cls, data: Any) -> Any:
+        return {"path": data} if isinstance(data, str) else data
 
 
 class MetricSpec(_Model):
@@ -123,6 +155,13 @@ class ReportParams(_Model):
     # The metric compared per segment (a leaf name in the segments file); None uses the headline's leaf name.
     segment_metric: str | None = None
     max_table_rows: int = Field(default=100, ge=5, le=10_000)
+    # Intervals and the prediction diff (mlops.evidence); `predictions: PATH` alone is the path.
+    predictions: PredictionsSpec = Field(default_factory=PredictionsSpec)
+    resamples: int = Field(default=1000, ge=0, le=100_000, description="paired bootstrap resamples (0: no intervals)")
+    seed: int = Field(default=0, ge=0, description="seed of the bootstrap resamples")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    # Columns the model checks measure fairness gaps over (`mlops check`: checks.fairness.COLUMN.*).
+    sensitive: tuple[str, ...] = Field(default=(), strict=False)
 
     def spec(self, metric: str) -> MetricSpec:
         """The direction and noise threshold of METRIC ("test.log_loss"): per metric, else by its leaf name."""
@@ -139,7 +178,21 @@ class ReportParams(_Model):
 def _lower_is_better(leaf: str) -> bool:
     """Losses and errors default to lower-is-better; everything else higher."""
     low = leaf.lower()
-    return any(k in low for k in ("loss", "error", "mse", "mae", "rmse", "brier", "time", "latency"))
+    return any(k in low for k in ("loss", "error", "mse", "mae", "rmse", "brier", "time", "latency",
+                                  # the model checks' (mlops.checks) gaps and counts of problems
+                                  "_gap", "parity_diff", "opportunity_diff", "useless", "weak_segment",
+                                  "segment_ratio"))
+
+
+class TaggerIdentity(_Model):
+    """A git identity (`user.name`, `user.email`) allowed to make the registry tags that deploy accepts."""
+
+    name: str = Field(min_length=1)
+    email: str = Field(min_length=3, pattern=r"^[^<>\s]+@[^<>\s]+$")
+
+
+# What actions/setup/git-auth.sh gives the promote workflow when the runner has no identity of its own.
+PROMOTE_BOT = TaggerIdentity(name="github-actions[bot]", email="41898282+github-actions[bot]@users.noreply.github.com")
 
 
 class RegistryParams(_Model):
@@ -154,15 +207,62 @@ class RegistryParams(_Model):
     model_file: str | None = Field(default=None, description="the model file inside a directory artifact (None: "
                                    "the artifact is checksummed as a whole)")
     schema_file: str = Field(default="feature_schema.json", description="the interface file inside the artifact")
+    # Provenance: deploy accepts a NAME@vX.Y.Z only when its commit is on main_branch and its tag was made by one
+    # of these identities (the promote workflow's), or carries a signature that `git verify-tag` accepts with the
+    # keys of allowed_signers.
+    promote_identities: tuple[TaggerIdentity, ...] = Field(
+        default=(PROMOTE_BOT,), strict=False,
+        description="the taggers whose registry tags deploy accepts (the promote workflow's identity)")
+    allowed_signers: str | None = Field(
+        default=None, description="an SSH allowed_signers file (repo-relative): tags whose signature verifies "
+                                  "against it are accepted whoever made them")
 
     @field_validator("first_version")
     @classmethod
     def _semver(cls, v: str) -> str:
-        import re
-
-        if not re.fullmatch(r"v\d+\.\d+\.\d+", v):
-            raise ValueError("must look like v1.0.0")
+        if not versions.is_valid(v):
+            raise ValueError("must be a SemVer version with a leading v, like v1.0.0")
         return v
+
+
+DeployTarget = Literal["local", "kserve"]
+_PREVIOUS = "<previous>"  # `requires` not given: the stage of the environment listed before this one
+
+
+class DeployEnvironmentParams(_Model):
+    """`deploy.environments.NAME`: one delivery environment (staging, production...). Keys left out take the
+    `deploy:` section's values; `requires` is the stage that must have held a version before it comes here."""
+
+    stage: str | None = Field(default=None, min_length=1, description="the stage a deploy here assigns (None: NAME)")
+    target: DeployTarget = "local"
+    server_url: str | None = None
+    store: str | None = None
+    token_env: str | None = Field(default=None, min_length=1)
+    kserve_namespace: str | None = None
+    kserve_dir: str | None = None
+    requires: str | None = Field(default=_PREVIOUS, min_length=1, description="the stage a version must have "
+                                 "held first (default: the previous environment's; null: none)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_default(cls, data: Any) -> Any:
+        # as _Model's, except that `requires: null` is kept: it is the one way to turn the staging check off
+        if not isinstance(data, dict):
+            return data
+        return {k: v for k, v in data.items() if v is not None or k == "requires"}
+
+
+@dataclass(frozen=True)
+class DeployEnvironment:
+    """One environment, resolved: its stage, the stage a version must have held first, and the deploy settings
+    (server, store, token variable, KServe namespace) with its own values over the `deploy:` section's."""
+
+    name: str
+    stage: str
+    requires: str | None
+    target: DeployTarget
+    params: DeployParams
+    configured: bool  # False: no `deploy.environments`, the one implicit production environment
 
 
 class DeployParams(_Model):
@@ -180,6 +280,57 @@ class DeployParams(_Model):
     kserve_dir: str = Field(default="deploy/kserve", description="where manifests go when no cluster is configured")
     kserve_namespace: str = Field(default="default")
     kserve_mode: Literal["knative", "standard"] = "knative"
+    kserve_server_command: tuple[str, ...] = Field(
+        default=("python", "-m", "xgbserver"), min_length=1, strict=False,
+        description="the runtime image's server command: the pod checks the model's sha256, then execs it")
+    kserve_runtime: Literal["mlops", "stock"] = Field(
+        default="mlops", description="mlops: a ServingRuntime running `mlops serve` from `image` (the local "
+                                     "server's answers); stock: KServe's own xgboost runtime (category codes)")
+    image: str | None = Field(default=None, description="the toolkit's serving image by digest "
+                              "(registry/repo@sha256:…), what the release workflow pushed")
+    # Staging, then production: each environment its own server (or namespace), token and stage; the order is the
+    # delivery order. None: one environment, production (registry.production_stage), as before environments.
+    environments: dict[str, DeployEnvironmentParams] | None = None
+
+    @field_validator("environments")
+    @classmethod
+    def _known_requires(cls, v: dict[str, DeployEnvironmentParams] | None) -> dict[str, DeployEnvironmentParams] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("must name at least one environment (or be left out)")
+            stages = [e.stage or n for n, e in v.items()]
+            if len(set(stages)) != len(stages):
+                raise ValueError(f"two environments assign the same stage ({', '.join(stages)})")
+            for name, env in v.items():
+                if env.requires not in (None, _PREVIOUS) and env.requires not in stages:
+                    raise ValueError(f"{name}.requires: '{env.requires}' is no environment's stage "
+                                     f"({', '.join(stages)})")
+        return v
+
+    def environment(self, name: str | None, production_stage: str = "production") -> DeployEnvironment:
+        """Environment NAME (None: production, else the last one listed); ParamsInvalid names the ones there are.
+        Without `environments` the one environment is production, on this section's server, with no check."""
+        if self.environments is None:
+            if name not in (None, "production"):
+                raise ParamsInvalid(f"params.yaml: deploy.environments is not set, so there is no environment "
+                                    f"'{name}' (only production, on deploy.server_url)",
+                                    hint="declare it under deploy.environments (see the README)")
+            return DeployEnvironment("production", production_stage, None, "local", self, False)
+        names = list(self.environments)
+        chosen = name if name is not None else ("production" if "production" in names else names[-1])
+        if chosen not in self.environments:
+            raise ParamsInvalid(f"params.yaml: deploy.environments has no '{chosen}' (it has {', '.join(names)})",
+                                hint="pick one of them with --environment")
+        env = self.environments[chosen]
+        index = names.index(chosen)
+        requires = env.requires
+        if requires == _PREVIOUS:
+            requires = None if index == 0 else (self.environments[names[index - 1]].stage or names[index - 1])
+        overrides = {k: getattr(env, k) for k in ("server_url", "store", "token_env", "kserve_namespace",
+                                                  "kserve_dir") if getattr(env, k) is not None}
+        stage = env.stage or (production_stage if chosen == "production" else chosen)
+        return DeployEnvironment(chosen, stage, requires, env.target,
+                                 self.model_copy(update={**overrides, "environments": None}), True)
 
 
 MetricName = Literal["roc_auc", "accuracy", "f1", "precision", "recall"]
@@ -195,7 +346,7 @@ class MonitorParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    reference: str = Field(default="models/reference.json", description="the reference profile (repo-relative)")
+    reference: str = Field(default=f"models/{PROFILE_FILE}", description="the reference profile (repo-relative)")
     log_dir: str | None = Field(default=None, description="the server's request log directory (--log)")
     # Drift: a feature drifts when its test is significant after Benjamini–Hochberg at this rate (so a clean
     # window raises a drift alarm with at most about this probability, however many features) AND its effect
@@ -241,6 +392,88 @@ class MonitorParams(BaseModel):
             if isinstance(data, dict) else data
 
 
+class PackageInput(_Model):
+    """One input's override under `package.overrides` (what the data cannot say: a category's full list...)."""
+
+    type: Literal["float", "int", "bool", "category", "string"] | None = None
+    categories: tuple[str, ...] | None = Field(default=None, strict=False)
+    nullable: bool | None = None
+
+
+class PackageParams(_Model):
+    """`package:` in params.yaml: what `mlops package` cannot infer from the model and the data, or infers wrong."""
+
+    inputs: tuple[str, ...] | None = Field(default=None, strict=False, description="the input columns in the "
+                                           "model's order (default: the model's own names, else every column but "
+                                           "the target)")
+    exclude: tuple[str, ...] = Field(default=(), strict=False, description="columns that are not inputs (ids...)")
+    overrides: dict[str, PackageInput] = Field(default_factory=dict, description="per input: type, categories, "
+                                               "nullable")
+    classes: tuple[str, ...] | None = Field(default=None, strict=False, description="class names in the order of "
+                                            "the model's probability columns (default: the model's, else sorted)")
+    positive: str | None = Field(default=None, description="binary: the positive class (default: the second)")
+    threshold: float | None = Field(default=None, gt=0, lt=1, description="binary: the decision threshold (0.5)")
+    golden_rows: int = Field(default=32, ge=1, le=10_000, description="rows sampled into golden.json")
+    seed: int = Field(default=0, ge=0, description="seed of the golden sample")
+    golden_spread: bool = Field(default=False, description="golden rows spread evenly over the data (first, "
+                                "last and evenly between) instead of a seeded sample")
+    segments: tuple[str, ...] = Field(default=(), strict=False, description="inputs whose values the reference "
+                                      "profile sketches one by one (monitoring per segment)")
+    max_categories: int = Field(default=50, ge=1, description="a text column with more values is `string`")
+    trusted: tuple[str, ...] = Field(default=(), strict=False, description="sklearn .skops: reviewed types to "
+                                     "trust beyond scikit-learn's own")
+
+
+def load_package_params(path: Path | str = PARAMS_FILE) -> PackageParams:
+    """`package:` of PATH (optional, and the file too): the only section `mlops package` reads."""
+    raw = read_params_file(path, required=False) or {}
+    if not isinstance(raw, dict):
+        raise ParamsInvalid(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return PackageParams.model_validate(raw.get("package") or {})
+    except ValidationError as exc:
+        err: dict[str, Any] = dict(exc.errors()[0])
+        err["loc"] = ("package", *tuple(err["loc"]))
+        raise ParamsInvalid(f"{path}: {_describe(err)}", hint="see the params.yaml reference in the README") from None
+
+
+class CheckParams(_Model):
+    """`checks:` in params.yaml: the settings of `mlops check` (mlops.checks.CheckSettings; sensitive columns are
+    `report.sensitive`)."""
+
+    min_rows: int = Field(default=30, ge=1, description="rows a segment or a fairness group needs")
+    max_rows: int = Field(default=5000, ge=10, description="sample for permutation importance and TreeSHAP")
+    repeats: int = Field(default=5, ge=1, le=100, description="shuffles per input (permutation importance)")
+    seed: int = Field(default=0, ge=0)
+    min_share: float = Field(default=0.01, ge=0, lt=1, description="an input under this share of the total "
+                             "permutation importance contributes nothing")
+    weak_ratio: float = Field(default=1.5, gt=1, description="a segment whose mean loss is this many times the "
+                              "overall is weak")
+    bins: int = Field(default=4, ge=2, le=100, description="quantile bins of a numeric column's segments")
+    max_categories: int = Field(default=20, ge=2)
+    top: int = Field(default=10, ge=1, le=1000, description="segments listed in checks.json")
+
+
+def load_check_params(path: Path | str = PARAMS_FILE) -> tuple[CheckParams, tuple[str, ...]]:
+    """`checks:` and `report.sensitive` of PATH (both optional, and the file too): what `mlops check` reads."""
+    raw = read_params_file(path, required=False) or {}
+    if not isinstance(raw, dict):
+        raise ParamsInvalid(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
+    report = raw.get("report") or {}
+    sensitive = report.get("sensitive") if isinstance(report, dict) else None
+    if sensitive is None:
+        sensitive = []
+    if not isinstance(sensitive, list) or not all(isinstance(c, str) for c in sensitive):
+        raise ParamsInvalid(f"{path}: key 'report.sensitive' must be a list of column names",
+                            hint="e.g. `report: {sensitive: [gender, senior_citizen]}`")
+    try:
+        return CheckParams.model_validate(raw.get("checks") or {}), tuple(sensitive)
+    except ValidationError as exc:
+        err: dict[str, Any] = dict(exc.errors()[0])
+        err["loc"] = ("checks", *tuple(err["loc"]))
+        raise ParamsInvalid(f"{path}: {_describe(err)}", hint="see the params.yaml reference in the README") from None
+
+
 class Params(_Model):
     data: DataParams
     split: SplitParams = SplitParams()
@@ -252,6 +485,8 @@ class Params(_Model):
     registry: RegistryParams = RegistryParams()
     deploy: DeployParams = DeployParams()
     monitor: MonitorParams = MonitorParams()
+    package: PackageParams = PackageParams()
+    checks: CheckParams = CheckParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 

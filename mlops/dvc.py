@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -65,11 +66,13 @@ def run(args: Sequence[str], cwd: Path | str = ".", *, on_line: Callable[[str], 
 @dataclass
 class ReproResult:
     """What `dvc repro` did, read from its output as it streams: stages it ran, stages that were already current
-    (unchanged, or restored from the run cache), and the stage that failed (DVC stops at the first)."""
+    (unchanged, or restored from the run cache), and the stage that failed (DVC stops at the first). With --pull,
+    WHY holds, for each stage that was not current before the run, the reason it had to be recomputed."""
 
     ran: list[str] = field(default_factory=list)
     current: list[str] = field(default_factory=list)
     failed: str | None = None
+    why: dict[str, str] = field(default_factory=dict)
 
     def see(self, line: str) -> None:
         text = line.strip()
@@ -79,17 +82,72 @@ class ReproResult:
                 or text.startswith("Restored stage '"):
             self.current.append(text.split("'")[1])
 
+    @property
+    def recomputed(self) -> list[tuple[str, str]]:
+        """(stage, why) for every stage that ran, in the order it ran."""
+        return [(name, self.why.get(name, "changed")) for name in self.ran]
 
-def repro(cwd: Path | str = ".", *, pull: bool = False, force: bool = False,
+
+NOT_IN_REMOTE = "outputs not in the remote"
+NOT_IN_CACHE = "outputs not in the cache"
+_MISSING_STATES = ("not in cache", "deleted")
+_CHANGE_KEYS = {"changed deps": "changed dependencies", "changed outs": "changed outputs",
+                "changed params": "changed params"}
+
+
+def why_stale(changes: Any, missing: str = NOT_IN_REMOTE) -> str:
+    """Why `dvc status --json` says a stage is stale, in words: NOT_IN_REMOTE when all that is wrong is that its
+    outputs (and the outputs of stages before it) are missing here, else what changed, in DVC's words
+    ("changed params, changed dependencies", "always changed")."""
+    if not isinstance(changes, list):
+        return "changed"
+    what: list[str] = []
+    for change in changes:
+        if not isinstance(change, dict):  # "always changed", "changed command", ...
+            what.append(str(change))
+            continue
+        for key, paths in change.items():
+            for state in (paths.values() if isinstance(paths, dict) else [None]):
+                if key in ("changed outs", "changed deps") and state in _MISSING_STATES:
+                    continue  # missing, not modified: the remote lacks it (or an earlier stage's output is not here)
+                # DVC lists a params file under "changed deps" with a dict of the params that changed
+                params = key == "changed deps" and isinstance(state, dict)
+                what.append("changed params" if params else _CHANGE_KEYS.get(str(key), str(key)))
+    return ", ".join(dict.fromkeys(what)) if what else missing
+
+
+def stale_stages(cwd: Path | str = ".", missing: str = NOT_IN_REMOTE) -> dict[str, str]:
+    """stage -> why it is stale (`why_stale`), from `dvc status --json`; empty when DVC cannot say."""
+    proc = subprocess.run([*_dvc_cmd(), "status", "--json"], cwd=cwd, capture_output=True, text=True,
+                          env=stage_env(), check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    try:
+        data = json.loads(lines[-1]) if proc.returncode == 0 and lines else {}
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        return {}
+    # `dvc.yaml:train` for stages of a dvc.yaml outside the root; plain names here
+    return {str(k).rsplit(":", 1)[-1]: why_stale(v, missing) for k, v in data.items()}
+
+
+def repro(cwd: Path | str = ".", *, pull: bool = False, force: bool = False, explain: bool = False,
           on_line: Callable[[str], None] | None = None) -> ReproResult:
     """Reproduce the pipeline. ReproFailed (carrying the ReproResult: which stage failed, what ran before it)
-    when a stage fails."""
-    args = ["repro"] + (["--pull", "--allow-missing"] if pull else []) + (["--force"] if force else [])
+    when a stage fails.
+
+    PULL: first `dvc pull --allow-missing` (checks out every output the cache or the remote holds), then
+    `dvc repro --pull`, which restores a changed stage from the run cache when the remote has that run, and
+    recomputes every stage whose outputs are still missing. Never `repro --allow-missing`: it skips an unchanged
+    stage whose outputs could not be pulled, and the stage after it (or the report) then finds nothing.
+    PULL or EXPLAIN: `ReproResult.why` says why each stage had to run (one `dvc status` before the run).
+    """
+    args = ["repro"] + (["--pull"] if pull else []) + (["--force"] if force else [])
     result = ReproResult()
     if pull:
-        # `repro --pull --allow-missing` skips an unchanged stage without checking its outputs out: a fresh CI
-        # clone would then have no metrics to report. Pull (fetch + checkout) what the remote has first.
         run(["pull", "--allow-missing"], cwd, on_line=on_line, check=False)
+    if pull or explain:
+        result.why = stale_stages(cwd, NOT_IN_REMOTE if pull else NOT_IN_CACHE)
 
     def watch(line: str) -> None:
         result.see(line)
@@ -375,7 +433,23 @@ def cache_dir(root: Path | str = ".") -> Path:
     return r / ".dvc" / "cache"
 
 
+def check_md5(md5: str) -> str:
+    """MD5 when it is a DVC md5 hash (32 lower-case hex digits, `.dir` for a directory listing); DvcError
+    otherwise. Every cache or remote path is built from a checked hash: `0f/etc/hostname` (from a crafted dvc.lock
+    or listing) would otherwise make the path absolute and read a file outside the cache."""
+    import re
+
+    if not isinstance(md5, str) or re.fullmatch(r"[0-9a-f]{32}(?:\.dir)?", md5) is None:
+        raise DvcError(f"{md5!r} is not a DVC md5 hash (32 hex digits, optionally .dir)",
+                       hint="dvc.lock or a directory listing was edited by hand or crafted; restore it from git")
+    return md5
+
+
 def _cache_object(cache: Path, md5: str) -> Path | None:
+    try:
+        check_md5(md5)
+    except DvcError:
+        return None  # never a path built from something that is not a hash: the cache cannot hold it
     h = md5.removesuffix(".dir")
     suffix = ".dir" if md5.endswith(".dir") else ""
     for base in (cache / "files" / "md5", cache):  # DVC 3 layout, then DVC 2's
@@ -462,15 +536,16 @@ def fetch(cwd: Path | str, targets: Sequence[str] = ()) -> bool:
 
 
 def cache_object(root: Path | str, md5: str) -> Path | None:
-    """The file of object MD5 ("<md5>" or "<md5>.dir") in ROOT's local DVC cache, or None when it lacks it."""
-    return _cache_object(cache_dir(root), md5)
+    """The file of object MD5 ("<md5>" or "<md5>.dir") in ROOT's local DVC cache, or None when it lacks it;
+    DvcError when MD5 is not a DVC md5 hash (check_md5)."""
+    return _cache_object(cache_dir(root), check_md5(md5))
 
 
 def discard_cache_object(root: Path | str, md5: str) -> None:
     """Remove object MD5 from ROOT's local cache (one whose content does not hash to its name: corrupt or tampered
     with), so that the next fetch downloads it again instead of trusting it."""
-    obj = cache_object(root, md5)
-    if obj is not None and obj.resolve().is_relative_to(cache_dir(root).resolve()):
+    obj = cache_object(root, md5)  # checks MD5
+    if obj is not None and not obj.is_symlink() and obj.resolve().is_relative_to(cache_dir(root).resolve()):
         obj.unlink(missing_ok=True)
 
 
@@ -491,7 +566,7 @@ def default_remote_url(root: Path | str = ".") -> str | None:
 
 def remote_object_url(remote_url: str, md5: str) -> str:
     """Where DVC 3 keeps object MD5 in a remote: REMOTE/files/md5/<first 2 hex>/<the rest>[.dir]."""
-    h = md5.removesuffix(".dir")
+    h = check_md5(md5).removesuffix(".dir")
     return f"{remote_url.rstrip('/')}/files/md5/{h[:2]}/{h[2:]}{'.dir' if md5.endswith('.dir') else ''}"
 
 

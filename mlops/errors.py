@@ -80,6 +80,11 @@ class ReportError(MlopsError):
     """A report could not be built or its inputs are malformed."""
 
 
+class SideUnavailable(ReportError):
+    """One side of the comparison (main, production) cannot be had: its outputs are in neither the cache nor the
+    remote and recomputing them failed. The report goes on without that side and says why."""
+
+
 class TagConflict(RegistryError):
     """A registry tag name already exists and points at another commit (tags are never moved)."""
 

@@ -30,21 +30,32 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from mlops.errors import MlopsError, ModelInvalid
+from mlops.formats.manifest import (
+    FEATURE_SCHEMA_FORMAT,
+    LEGACY_TYPES,
+    Input,
+    InputType,
+    Interface,
+    feature_schema_json,
+    parse_feature_schema,
+    read_feature_schema,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
     from numpy.typing import NDArray
 
-SCHEMA_FORMAT = "mlops.feature-schema/1"
-FeatureType = Literal["int", "float", "bool", "category"]
-FEATURE_TYPES: tuple[FeatureType, ...] = ("int", "float", "bool", "category")
+SCHEMA_FORMAT = FEATURE_SCHEMA_FORMAT
+FeatureType = InputType
+FEATURE_TYPES: tuple[FeatureType, ...] = LEGACY_TYPES
 
 # Open Inference Protocol datatypes: what the metadata advertises per feature type, and what a request may use.
-V2_DATATYPE: dict[FeatureType, str] = {"int": "INT64", "float": "FP64", "bool": "BOOL", "category": "BYTES"}
+V2_DATATYPE: dict[FeatureType, str] = {"int": "INT64", "float": "FP64", "bool": "BOOL", "category": "BYTES",
+                                       "string": "BYTES"}
 _INTS = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
 _FLOATS = frozenset({"FP16", "FP32", "FP64"})
 V2_ACCEPTS: dict[FeatureType, frozenset[str]] = {
@@ -52,6 +63,7 @@ V2_ACCEPTS: dict[FeatureType, frozenset[str]] = {
     "float": _FLOATS | _INTS,
     "bool": frozenset({"BOOL"}) | _INTS,
     "category": frozenset({"BYTES"}),
+    "string": frozenset({"BYTES"}),
 }
 
 
@@ -108,6 +120,42 @@ def _to_bool(v: Any) -> float:
     raise _Bad("expected bool (true/false or 0/1)")
 
 
+def _no_matrix(v: Any) -> float:
+    raise _Bad("a string input has no place in a numeric matrix: this model's runtime takes records")
+
+
+def _nullable(conv: Callable[[Any], Any], missing: Any) -> Callable[[Any], Any]:
+    """CONV, with null (and NaN) as a missing value: MISSING in the result (NaN in a matrix, None in a column)."""
+
+    def convert(v: Any) -> Any:
+        if v is None or (type(v) is float and v != v):
+            return missing
+        return conv(v)
+
+    return convert
+
+
+# Typed values for runtimes that take columns of Python values (a DataFrame for a scikit-learn pipeline, records
+# for a python model): the same rules as the matrix, the value kept in its type.
+def _int_value(v: Any) -> int:
+    _to_int(v)
+    return int(v)
+
+
+def _float_value(v: Any) -> float:
+    return _to_float(v)
+
+
+def _bool_value(v: Any) -> bool:
+    return _to_bool(v) == 1.0
+
+
+def _str_value(v: Any) -> str:
+    if type(v) is str:
+        return v
+    raise _Bad("expected a string")
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     name: str
@@ -115,6 +163,8 @@ class FeatureSpec:
     categories: tuple[str, ...] | None = None
     # category -> code; built once per interface, used per request.
     codes: Mapping[str, float] = field(default_factory=dict, compare=False, repr=False)
+    nullable: bool = False
+    range: tuple[float, float] | None = field(default=None, compare=False)
 
     @property
     def datatype(self) -> str:
@@ -122,12 +172,18 @@ class FeatureSpec:
 
     def converter(self) -> Callable[[Any], float]:
         """The function from one raw value to its float (category code); raises _Bad with the reason."""
+        conv = self._converter()
+        return _nullable(conv, math.nan) if self.nullable else conv
+
+    def _converter(self) -> Callable[[Any], float]:
         if self.type == "int":
             return _to_int
         if self.type == "float":
             return _to_float
         if self.type == "bool":
             return _to_bool
+        if self.type == "string":
+            return _no_matrix
         codes = self.codes
         shown = ", ".join(repr(c) for c in (self.categories or ())[:8])
 
@@ -141,14 +197,51 @@ class FeatureSpec:
 
         return to_code
 
+    def value_converter(self) -> Callable[[Any], Any]:
+        """The function from one raw value to its checked Python value (int, float, bool, str; None when missing
+        and nullable): the same rules as `converter`, for runtimes that take columns rather than a matrix."""
+        conv: Callable[[Any], Any]
+        if self.type == "int":
+            conv = _int_value
+        elif self.type == "float":
+            conv = _float_value
+        elif self.type == "bool":
+            conv = _bool_value
+        elif self.type == "string":
+            conv = _str_value
+        else:
+            code = self._converter()
+
+            def category(v: Any) -> str:
+                code(v)
+                return str(v)
+
+            conv = category
+        return _nullable(conv, None) if self.nullable else conv
+
+    def to_input(self) -> Input:
+        return Input(self.name, self.type, self.categories, self.range, self.nullable)
+
 
 @dataclass(frozen=True)
 class ModelInterface:
-    """The inputs a model takes and the output it gives, parsed from feature_schema.json."""
+    """The inputs a model takes and the output it gives: a manifest's interface (mlops.formats.manifest) or a
+    feature_schema.json, prepared for encoding (category codes and one converter per feature)."""
 
     features: tuple[FeatureSpec, ...]
     output: Mapping[str, Any]
     _plan: tuple[tuple[str, Callable[[Any], float]], ...] = field(default=(), compare=False, repr=False)
+    _values: tuple[tuple[str, Callable[[Any], Any]], ...] = field(default=(), compare=False, repr=False)
+
+    @classmethod
+    def of(cls, inputs: Sequence[Input], output: Mapping[str, Any]) -> ModelInterface:
+        """The encoder's view of INPUTS (parsed and checked by mlops.formats.manifest) and the OUTPUT object."""
+        specs = tuple(FeatureSpec(i.name, i.type, i.categories,
+                                  {c: float(k) for k, c in enumerate(i.categories or ())}, i.nullable, i.range)
+                      for i in inputs)
+        plan = tuple((s.name, s.converter()) for s in specs)
+        values = tuple((s.name, s.value_converter()) for s in specs)
+        return cls(specs, dict(output), plan, values)
 
     @property
     def names(self) -> list[str]:
@@ -158,18 +251,16 @@ class ModelInterface:
     def output_name(self) -> str:
         return str(self.output.get("name") or "probability")
 
+    @property
+    def inputs(self) -> tuple[Input, ...]:
+        return tuple(f.to_input() for f in self.features)
+
     def xgboost_types(self) -> list[str]:
         """Feature types as xgboost writes them: `c` for a category, else `int` or `float`."""
         return ["c" if f.type == "category" else ("float" if f.type == "float" else "int") for f in self.features]
 
     def to_json(self) -> dict[str, Any]:
-        feats: list[dict[str, Any]] = []
-        for f in self.features:
-            entry: dict[str, Any] = {"name": f.name, "type": f.type}
-            if f.categories is not None:
-                entry["categories"] = list(f.categories)
-            feats.append(entry)
-        return {"format": SCHEMA_FORMAT, "features": feats, "output": dict(self.output)}
+        return feature_schema_json(self.inputs, self.output)
 
     def v2_inputs(self) -> list[dict[str, Any]]:
         """Open Inference Protocol metadata of the raw inputs: one tensor per feature, a variable row count."""
@@ -192,83 +283,48 @@ class ModelInterface:
                 rec[f.name] = (f.categories or ("",))[0]
             elif f.type == "float":
                 rec[f.name] = 0.0
+            elif f.type == "string":
+                rec[f.name] = ""
             else:
                 rec[f.name] = 0
         return rec
 
 
-def parse_interface(raw: Any, source: str = "feature_schema.json") -> ModelInterface:
-    """A ModelInterface from a feature_schema.json document; ModelInvalid naming SOURCE and the key when malformed."""
-    if not isinstance(raw, Mapping):
-        raise ModelInvalid(f"{source}: expected a JSON object, got {type(raw).__name__}")
-    fmt = raw.get("format", SCHEMA_FORMAT)
-    if fmt != SCHEMA_FORMAT:
-        raise ModelInvalid(f"{source}: key 'format' is {fmt!r}, this mlops reads {SCHEMA_FORMAT!r}",
-                           hint="retrain the model with this mlops, or upgrade mlops")
-    feats = raw.get("features")
-    if not isinstance(feats, list) or not feats:
-        raise ModelInvalid(f"{source}: key 'features' must be a non-empty list")
-    specs: list[FeatureSpec] = []
-    seen: set[str] = set()
-    for i, f in enumerate(feats):
-        where = f"{source}: key 'features[{i}]'"
-        if not isinstance(f, Mapping):
-            raise ModelInvalid(f"{where} must be an object")
-        name, ftype = f.get("name"), f.get("type")
-        if not isinstance(name, str) or not name:
-            raise ModelInvalid(f"{source}: key 'features[{i}].name' must be a non-empty string")
-        if name in seen:
-            raise ModelInvalid(f"{where}: feature '{name}' is declared twice")
-        seen.add(name)
-        if ftype not in FEATURE_TYPES:
-            raise ModelInvalid(f"{where}: feature '{name}' has type {ftype!r}, expected one of "
-                               f"{', '.join(FEATURE_TYPES)}")
-        cats = f.get("categories")
-        if ftype == "category":
-            if not isinstance(cats, list) or not cats or not all(isinstance(c, str) for c in cats):
-                raise ModelInvalid(f"{where}: category feature '{name}' needs 'categories', a non-empty list of "
-                                   "strings")
-            if len(set(cats)) != len(cats):
-                raise ModelInvalid(f"{where}: feature '{name}' lists a category twice")
-            specs.append(FeatureSpec(name, ftype, tuple(cats), {c: float(k) for k, c in enumerate(cats)}))
-        else:
-            if cats is not None:
-                raise ModelInvalid(f"{where}: feature '{name}' of type {ftype} cannot have 'categories'")
-            specs.append(FeatureSpec(name, ftype))
-    output = raw.get("output") or {}
-    if not isinstance(output, Mapping):
-        raise ModelInvalid(f"{source}: key 'output' must be an object")
-    plan = tuple((s.name, s.converter()) for s in specs)
-    return ModelInterface(tuple(specs), dict(output), plan)
+def interface_of(iface: Interface, output: Mapping[str, Any] | None = None) -> ModelInterface:
+    """The encoder for a manifest's interface (OUTPUT: the output object; default: the first output's name)."""
+    out = dict(output) if output is not None else ({"name": iface.outputs[0].name, "type": "float"}
+                                                   if iface.outputs else {})
+    return ModelInterface.of(iface.inputs, out)
 
 
-def read_interface(path: Path | str) -> ModelInterface:
+def parse_model_interface(raw: Any, source: str = "feature_schema.json") -> ModelInterface:
+    """A ModelInterface from a feature_schema.json document; ModelInvalid naming SOURCE and the key when malformed
+    (the rules are mlops.formats.manifest's, the one interface parser)."""
+    schema = parse_feature_schema(raw, source)
+    return ModelInterface.of(schema.interface.inputs, schema.output)
+
+
+def read_model_interface(path: Path | str) -> ModelInterface:
     """The interface in PATH (a feature_schema.json); ModelInvalid when missing or malformed."""
-    import json
-
-    p = Path(path)
-    try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelInvalid(f"{p}: not found", hint="train writes it beside the model") from None
-    except (ValueError, UnicodeDecodeError):
-        raise ModelInvalid(f"{p}: not valid JSON") from None
-    return parse_interface(raw, str(p))
+    schema = read_feature_schema(path)
+    return ModelInterface.of(schema.interface.inputs, schema.output)
 
 
 # --- encoding ----------------------------------------------------------------------------------------------------
 
 
-def _matrix(flat: list[float], rows: int, cols: int) -> NDArray[np.float32]:
+def _matrix(flat: list[float], rows: int, cols: int, dtype: Any = None) -> NDArray[np.float32]:
     import numpy as np
 
-    return np.array(flat, dtype=np.float32).reshape(rows, cols)
+    return np.array(flat, dtype=dtype or np.float32).reshape(rows, cols)
 
 
-def encode_records(iface: ModelInterface, records: Any) -> NDArray[np.float32]:
-    """RECORDS (a list of objects keyed by raw feature names) as the model's float32 matrix, rows in order.
+def encode_records(iface: ModelInterface, records: Any, dtype: Any = None) -> NDArray[np.float32]:
+    """RECORDS (a list of objects keyed by raw feature names) as the model's float32 matrix, rows in order
+    (DTYPE: another float type, e.g. float64 for a runtime whose thresholds are doubles).
 
-    FeatureError names the row and the field: a missing field, a wrong type, an unknown category, null/NaN/Inf.
+    FeatureError names the row and the field: a missing field, a wrong type, an unknown category, null/NaN/Inf
+    (null and NaN are a missing value, NaN in the matrix, for a nullable feature).
     """
     if not isinstance(records, list):
         raise FeatureError(f"'instances' must be a list of records, got {type(records).__name__}",
@@ -290,10 +346,11 @@ def encode_records(iface: ModelInterface, records: Any) -> NDArray[np.float32]:
             except _Bad as bad:
                 raise FeatureError(f"row {i}: field '{name}': {bad}, got {_describe(rec[name])}",
                                    field=name, row=i) from None
-    return _matrix(flat, len(records), len(plan))
+    return _matrix(flat, len(records), len(plan), dtype)
 
 
-def encode_columns(iface: ModelInterface, columns: Mapping[str, Sequence[Any]]) -> NDArray[np.float32]:
+def encode_columns(iface: ModelInterface, columns: Mapping[str, Sequence[Any]], dtype: Any = None
+                   ) -> NDArray[np.float32]:
     """COLUMNS (feature name -> values, all of one length) as the model's float32 matrix; same rules as records."""
     rows: int | None = None
     for spec in iface.features:
@@ -318,7 +375,78 @@ def encode_columns(iface: ModelInterface, columns: Mapping[str, Sequence[Any]]) 
             except _Bad as bad:
                 raise FeatureError(f"input '{name}' row {i}: {bad}, got {_describe(v)}", field=name, row=i) from None
             k += m
-    return _matrix(flat, rows, m)
+    return _matrix(flat, rows, m, dtype)
+
+
+def values_of_records(iface: ModelInterface, records: Any) -> dict[str, list[Any]]:
+    """RECORDS checked by the same rules as `encode_records`, as columns of Python values (int, float, bool, str;
+    None for a missing nullable value): the input of runtimes that take a DataFrame or records."""
+    if not isinstance(records, list):
+        raise FeatureError(f"'instances' must be a list of records, got {type(records).__name__}",
+                           field="instances")
+    if not records:
+        raise FeatureError("'instances' is empty: send at least one record", field="instances")
+    plan = iface._values
+    cols: list[list[Any]] = [[] for _ in plan]
+    for i, rec in enumerate(records):
+        if type(rec) is not dict:
+            raise FeatureError(f"row {i}: expected an object keyed by feature names, got {type(rec).__name__}",
+                               row=i, field="instances")
+        for j, (name, conv) in enumerate(plan):
+            try:
+                cols[j].append(conv(rec[name]))
+            except KeyError:
+                raise FeatureError(f"row {i}: field '{name}' is missing", field=name, row=i) from None
+            except _Bad as bad:
+                raise FeatureError(f"row {i}: field '{name}': {bad}, got {_describe(rec[name])}",
+                                   field=name, row=i) from None
+    return {name: col for (name, _), col in zip(plan, cols, strict=True)}
+
+
+def values_of_columns(iface: ModelInterface, columns: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+    """COLUMNS (feature name -> raw values, all of one length: what a V2 request carries) checked by the rules of
+    `encode_columns`, as columns of Python values (see `values_of_records`)."""
+    rows: int | None = None
+    out: dict[str, list[Any]] = {}
+    for name, conv in iface._values:
+        if name not in columns:
+            raise FeatureError(f"input '{name}' is missing", field=name)
+        values = columns[name]
+        if rows is None:
+            rows = len(values)
+        elif len(values) != rows:
+            raise FeatureError(f"input '{name}' has {len(values)} rows, input '{iface.features[0].name}' has "
+                               f"{rows}", field=name)
+        col: list[Any] = []
+        for i, v in enumerate(values):
+            try:
+                col.append(conv(v))
+            except _Bad as bad:
+                raise FeatureError(f"input '{name}' row {i}: {bad}, got {_describe(v)}", field=name, row=i) from None
+        out[name] = col
+    if not rows:
+        raise FeatureError("no rows to predict: the inputs are empty", field=iface.features[0].name)
+    return out
+
+
+def frame_of_values(iface: ModelInterface, columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    """A DataFrame of checked columns (from `values_of_records`) with the dtypes a training frame has: int64
+    (float64 with NaN when an int column has missing values), float64, bool, and object for categories and text."""
+    import numpy as np
+    import pandas as pd
+
+    data: dict[str, Any] = {}
+    for spec in iface.features:
+        values = columns[spec.name]
+        if spec.type in ("int", "float"):
+            has_none = any(v is None for v in values)
+            kind = np.float64 if spec.type == "float" or has_none else np.int64
+            data[spec.name] = np.array([np.nan if v is None else v for v in values], dtype=kind)
+        elif spec.type == "bool" and not any(v is None for v in values):
+            data[spec.name] = np.array(values, dtype=bool)
+        else:
+            data[spec.name] = np.array(values, dtype=object)
+    return pd.DataFrame(data, columns=iface.names)
 
 
 def _flatten(data: Any, name: str, shape: list[int]) -> list[Any]:
@@ -335,16 +463,14 @@ def _flatten(data: Any, name: str, shape: list[int]) -> list[Any]:
     return [x[0] for x in data]
 
 
-def encode_v2(iface: ModelInterface, inputs: Any) -> tuple[NDArray[np.float32], dict[str, list[Any]]]:
-    """The `inputs` of an Open Inference Protocol request, one tensor per raw feature (as the metadata lists
-    them: shape [n] or [n, 1], the datatype of its type), as the model's matrix plus the raw columns.
-
-    FeatureError names the input: missing or unknown, a wrong datatype or shape, a bad element.
-    """
+def v2_columns(iface: ModelInterface, inputs: Any) -> dict[str, list[Any]]:
+    """The raw columns of an Open Inference Protocol request's `inputs` (one tensor per raw feature), their names,
+    datatypes and shapes checked (the values are checked by whatever takes the columns next: `encode_columns`, a
+    runtime). FeatureError names the input: missing or unknown, a wrong datatype or shape, a bad nesting."""
     if not isinstance(inputs, list) or not inputs:
         raise FeatureError("'inputs' must be a non-empty list of tensors, one per feature "
                            f"({', '.join(iface.names[:5])}, ...)", field="inputs")
-    by_type = {f.name: f for f in iface.features}
+    by_name = {f.name: f for f in iface.features}
     columns: dict[str, list[Any]] = {}
     for k, tensor in enumerate(inputs):
         if type(tensor) is not dict:
@@ -352,7 +478,7 @@ def encode_v2(iface: ModelInterface, inputs: Any) -> tuple[NDArray[np.float32], 
         name = tensor.get("name")
         if type(name) is not str:
             raise FeatureError(f"inputs[{k}]: 'name' must be a string", field="inputs")
-        spec = by_type.get(name)
+        spec = by_name.get(name)
         if spec is None:
             raise FeatureError(f"input '{name}' is not an input of the model (its inputs: {', '.join(iface.names)})",
                                field=name)
@@ -371,10 +497,20 @@ def encode_v2(iface: ModelInterface, inputs: Any) -> tuple[NDArray[np.float32], 
             raise FeatureError(f"input '{name}': shape {shape} says {shape[0]} values, 'data' has {len(data)}",
                                field=name)
         columns[name] = data
+    return columns
+
+
+def encode_v2(iface: ModelInterface, inputs: Any) -> tuple[NDArray[np.float32], dict[str, list[Any]]]:
+    """The `inputs` of an Open Inference Protocol request, one tensor per raw feature (as the metadata lists
+    them: shape [n] or [n, 1], the datatype of its type), as the model's matrix plus the raw columns.
+
+    FeatureError names the input: missing or unknown, a wrong datatype or shape, a bad element.
+    """
+    columns = v2_columns(iface, inputs)
     return encode_columns(iface, columns), columns
 
 
-def encode_frame(iface: ModelInterface, frame: pd.DataFrame) -> NDArray[np.float32]:
+def encode_frame(iface: ModelInterface, frame: pd.DataFrame, dtype: Any = None) -> NDArray[np.float32]:
     """A typed DataFrame (the stages' prepared data) through the very same value rules and codes as a request."""
     missing = [n for n in iface.names if n not in frame.columns]
     if missing:
@@ -384,8 +520,8 @@ def encode_frame(iface: ModelInterface, frame: pd.DataFrame) -> NDArray[np.float
         col = frame[spec.name]
         # tolist() gives Python values: str for categoricals (NaN where missing), int for int64, float for float64.
         columns[spec.name] = [None if isinstance(v, float) and math.isnan(v) else v for v in col.tolist()] \
-            if spec.type == "category" else col.tolist()
-    return encode_columns(iface, columns)
+            if spec.type in ("category", "string") else col.tolist()
+    return encode_columns(iface, columns, dtype)
 
 
 def records_from_columns(iface: ModelInterface, columns: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -396,19 +532,26 @@ def records_from_columns(iface: ModelInterface, columns: Mapping[str, Sequence[A
     return [dict(zip(names, row, strict=True)) for row in zip(*(columns[n] for n in names), strict=True)]
 
 
+def _missing(v: Any) -> bool:
+    if v is None or (isinstance(v, float) and v != v):
+        return True
+    try:
+        import pandas as pd
+
+        return v is pd.NA or v is pd.NaT
+    except ImportError:  # pragma: no cover - pandas comes with every caller of this function
+        return False
+
+
 def records_from_frame(iface: ModelInterface, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Raw records as an application would send them (JSON types), from a typed DataFrame."""
+    """Raw records as an application would send them (JSON types), from a typed DataFrame; a missing value
+    (NaN, None, pd.NA) becomes null."""
+    conv: dict[str, Callable[[Any], Any]] = {"category": str, "string": str, "float": float, "bool": bool,
+                                             "int": int}
     cols: dict[str, list[Any]] = {}
     for spec in iface.features:
-        values = frame[spec.name].tolist()
-        if spec.type == "category":
-            cols[spec.name] = [str(v) for v in values]
-        elif spec.type == "float":
-            cols[spec.name] = [float(v) for v in values]
-        elif spec.type == "bool":
-            cols[spec.name] = [bool(v) for v in values]
-        else:
-            cols[spec.name] = [int(v) for v in values]
+        to = conv[spec.type]
+        cols[spec.name] = [None if _missing(v) else to(v) for v in frame[spec.name].tolist()]
     return records_from_columns(iface, cols)
 
 

@@ -228,6 +228,29 @@ def worktree_remove(path: Path | str, cwd: Path | str = ".") -> None:
     run(["worktree", "prune"], cwd, check=False)
 
 
+def is_ancestor(commit: str, ref: str, cwd: Path | str = ".") -> bool:
+    """True when COMMIT is REF or one of its ancestors (`git merge-base --is-ancestor`); GitError when git cannot
+    tell (a commit missing from this clone)."""
+    proc = run(["merge-base", "--is-ancestor", "--end-of-options", commit, ref], cwd, check=False)
+    if proc.returncode in (0, 1):
+        return proc.returncode == 0
+    err = proc.stderr.decode(errors="replace").strip().splitlines()
+    raise GitError(f"git merge-base failed: {err[0] if err else 'exit code ' + str(proc.returncode)}",
+                   hint="fetch the full history (`git fetch --unshallow`, or checkout with fetch-depth: 0)")
+
+
+def verify_tag(name: str, allowed_signers: Path, cwd: Path | str = ".") -> bool:
+    """True when tag NAME carries an SSH signature made by a key of the ALLOWED_SIGNERS file (`git verify-tag`;
+    git refuses a key the file does not list). Only that file is trusted: the user's own signing configuration
+    and GPG keyring play no part."""
+    # the signature's own header picks the program: OpenPGP and X.509 ones are sent to `false`, so that a key in
+    # the runner's GPG keyring is never what vouches for a release
+    proc = run(["-c", "gpg.format=ssh", "-c", f"gpg.ssh.allowedSignersFile={allowed_signers}",
+                "-c", "gpg.program=false", "-c", "gpg.openpgp.program=false", "-c", "gpg.x509.program=false",
+                "verify-tag", "--end-of-options", f"refs/tags/{name}"], cwd, check=False)
+    return proc.returncode == 0
+
+
 def commit_subject(rev: str = "HEAD", cwd: Path | str = ".") -> str:
     """The first line of REV's commit message."""
     return out(["log", "-1", "--format=%s", rev], cwd)

@@ -3,13 +3,14 @@
 Layout (deploy writes it, `mlops serve` reads it):
 
     STORE/NAME/VERSION/            the artifact's files as registered (model.ubj, feature_schema.json, golden.json...)
-    STORE/NAME/VERSION/mlops-model.json
-        {"format": "mlops.modelstore/1", "name", "version", "model_file" (relative to the version directory),
-         "model_sha256", "tag", "commit", "installed_at" (UTC, ISO 8601), "interface": {...} | null, ...}
+    STORE/NAME/VERSION/mlops-model.json   the store metadata (its format: mlops.formats.store)
     STORE/NAME/serving.json        the server's persisted serving state (written by the server, see mlops.serve)
 
 An install is atomic (a temporary directory renamed into place) and checks the model's sha256 before it is
-visible; `get` checks it again on every load, so a file changed after installation is refused, never served.
+visible; `get` checks it again on every load, with every other file the install recorded under `files` (the
+manifest, the golden records, a python runtime's module...), so a file changed after installation is refused, never
+served. `StoredModel.files` is what a runtime gets as its trusted hashes: pickles and Python code are loaded only
+when they match them.
 """
 
 from __future__ import annotations
@@ -26,18 +27,20 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from mlops import versions as semver
 from mlops.errors import ModelStoreError
 from mlops.files import sha256_file
+from mlops.formats.manifest import ManifestInvalid, feature_schema_json, read_feature_schema
+from mlops.formats.store import META_FILE as META_FILE
+from mlops.formats.store import STORE_FORMAT as STORE_FORMAT
+from mlops.formats.store import StoreMeta, read_store_meta, write_store_meta
 
-STORE_FORMAT = "mlops.modelstore/1"
-META_FILE = "mlops-model.json"
 DEFAULT_STORE = Path(".mlops/store")
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_VERSION = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-                      r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
-                      r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# fullmatch everywhere: `$` would accept a trailing newline ("churn-model\n")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+LEGACY_SCHEMA = "feature_schema.json"  # the churn stages' interface file, beside model.ubj
 
 
 class NotInStore(ModelStoreError):
@@ -51,7 +54,7 @@ class StoredModel:
     path: Path
     model_file: str
     model_sha256: str
-    meta: dict[str, Any]
+    meta: StoreMeta
 
     @property
     def model_path(self) -> Path:
@@ -59,33 +62,47 @@ class StoredModel:
 
     @property
     def interface(self) -> dict[str, Any] | None:
-        iface = self.meta.get("interface")
-        return iface if isinstance(iface, dict) else None
+        return dict(self.meta.interface) if self.meta.interface is not None else None
+
+    @property
+    def files(self) -> dict[str, str]:
+        """relpath -> sha256 of the artifact's files as installed, checked by `get` (the model file at least)."""
+        out = dict(self.meta.files or {})
+        out[self.model_file] = self.model_sha256
+        return out
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ModelStoreError(f"model name {name!r} is not a valid store name",
                               hint="letters, digits, '.', '_' and '-', starting with a letter or digit")
     return name
 
 
 def check_version(version: str) -> str:
-    if not isinstance(version, str) or not _VERSION.match(version):
-        raise ModelStoreError(f"model version {version!r} is not a SemVer version (vX.Y.Z)")
+    if not semver.is_valid(version):
+        raise ModelStoreError(f"model version {version!r} is not a SemVer version (vX.Y.Z[-pre][+build])")
     return version
 
 
-def semver_key(version: str) -> tuple[Any, ...]:
-    """Sort key in SemVer precedence: a pre-release sorts before its release; build metadata is ignored."""
-    m = _VERSION.match(version)
-    if m is None:
-        return (-1, -1, -1, 0, ())
-    pre = m.group(4)
-    if pre is None:
-        return (int(m.group(1)), int(m.group(2)), int(m.group(3)), 1, ())
-    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3)), 0, parts)
+def _links(root: Path) -> list[str]:
+    """Symlinks anywhere under ROOT (not followed), relative paths; the root itself counts too."""
+    found = ["."] if root.is_symlink() else []
+    for folder, dirs, files in os.walk(root):
+        for entry in (*dirs, *files):
+            path = Path(folder) / entry
+            if path.is_symlink():
+                found.append(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
+def _refuse_links(root: Path, name: str, version: str) -> None:
+    links = _links(root)
+    if links:
+        raise ModelStoreError(f"{root}: the artifact of {name} {version} contains symlinks ({', '.join(links[:3])}"
+                              f"{' ...' if len(links) > 3 else ''}): refused, links are never followed into the store",
+                              hint="install regular files (e.g. `dvc checkout` with cache.type copy, or copy the "
+                                   "files out of the cache)")
 
 
 def _relative(model_file: str) -> str:
@@ -95,36 +112,43 @@ def _relative(model_file: str) -> str:
     return str(p)
 
 
-def _read_meta(path: Path) -> dict[str, Any]:
-    meta_path = path / META_FILE
+def _read_meta(path: Path) -> StoreMeta:
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        return read_store_meta(path / META_FILE)
     except FileNotFoundError:
         raise NotInStore(f"{path}: not installed (no {META_FILE})", hint="install it with `mlops deploy`") from None
-    except (ValueError, UnicodeDecodeError):
-        raise ModelStoreError(f"{meta_path}: not valid JSON", hint="reinstall the version with `mlops deploy`"
-                              ) from None
-    if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
-        raise ModelStoreError(f"{meta_path}: not a {STORE_FORMAT} document",
-                              hint="reinstall the version with `mlops deploy`")
-    for key in ("name", "version", "model_file", "model_sha256"):
-        if not isinstance(meta.get(key), str):
-            raise ModelStoreError(f"{meta_path}: key '{key}' is missing or not a string")
-    return meta
 
 
-def _verified(path: Path, meta: dict[str, Any]) -> StoredModel:
-    model_file = _relative(meta["model_file"])
+def _verified(path: Path, meta: StoreMeta) -> StoredModel:
+    model_file = _relative(meta.model_file)
     model_path = path / model_file
-    if not model_path.is_file():
-        raise ModelStoreError(f"{model_path}: the model file is missing from the store",
+    if model_path.is_symlink() or not model_path.is_file():
+        raise ModelStoreError(f"{model_path}: the model file is missing from the store (or is not a regular file)",
                               hint="reinstall the version with `mlops deploy`")
     digest = sha256_file(model_path)
-    if digest != meta["model_sha256"]:
+    if digest != meta.model_sha256:
         raise ModelStoreError(f"{model_path}: sha256 {digest[:12]}... does not match the registered "
-                              f"{meta['model_sha256'][:12]}...: the file changed after it was installed",
+                              f"{meta.model_sha256[:12]}...: the file changed after it was installed",
                               hint="reinstall the version with `mlops deploy` (the store's copy is not trusted)")
-    return StoredModel(meta["name"], meta["version"], path, model_file, meta["model_sha256"], meta)
+    recorded = meta.files
+    if recorded is not None:
+        for rel, expected in sorted(recorded.items()):
+            file = path / _relative(str(rel))
+            if file.is_symlink() or not file.is_file():
+                raise ModelStoreError(f"{file}: missing from the store (or not a regular file)",
+                                      hint="reinstall the version with `mlops deploy`")
+            if rel != model_file and sha256_file(file) != expected:
+                raise ModelStoreError(f"{file}: sha256 does not match the one recorded at install ({expected[:12]}"
+                                      "...): the file changed after it was installed",
+                                      hint="reinstall the version with `mlops deploy` (the store's copy is not "
+                                           "trusted)")
+    return StoredModel(meta.name, meta.version, path, model_file, meta.model_sha256, meta)
+
+
+def tree_sha256(directory: Path) -> dict[str, str]:
+    """relpath -> sha256 of every regular file under DIRECTORY but the store's own metadata file."""
+    return {p.relative_to(directory).as_posix(): sha256_file(p)
+            for p in sorted(directory.rglob("*")) if p.is_file() and not p.is_symlink() and p.name != META_FILE}
 
 
 def get(store: Path, name: str, version: str) -> StoredModel:
@@ -137,8 +161,8 @@ def get(store: Path, name: str, version: str) -> StoredModel:
         raise NotInStore(f"{name} {version} is not in the model store {store}",
                          hint="install it with `mlops deploy --target local`")
     meta = _read_meta(path)
-    if meta["name"] != name or meta["version"] != version:
-        raise ModelStoreError(f"{path / META_FILE}: describes {meta['name']} {meta['version']}, not {name} {version}")
+    if meta.name != name or meta.version != version:
+        raise ModelStoreError(f"{path / META_FILE}: describes {meta.name} {meta.version}, not {name} {version}")
     return _verified(path, meta)
 
 
@@ -148,8 +172,9 @@ def versions(store: Path, name: str) -> list[str]:
     base = Path(store) / name
     if not base.is_dir():
         return []
-    found = [p.name for p in base.iterdir() if p.is_dir() and _VERSION.match(p.name) and (p / META_FILE).is_file()]
-    return sorted(found, key=semver_key)
+    found = [p.name for p in base.iterdir()
+             if semver.is_valid(p.name) and p.is_dir() and not p.is_symlink() and (p / META_FILE).is_file()]
+    return semver.ordered(found)
 
 
 def names(store: Path) -> list[str]:
@@ -157,7 +182,7 @@ def names(store: Path) -> list[str]:
     base = Path(store)
     if not base.is_dir():
         return []
-    return sorted(p.name for p in base.iterdir() if p.is_dir() and _NAME.match(p.name) and versions(base, p.name))
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and _NAME.fullmatch(p.name) and versions(base, p.name))
 
 
 def latest(store: Path, name: str) -> str | None:
@@ -177,9 +202,10 @@ def install(store: Path, name: str, version: str, src_dir: Path, *, model_file: 
     check_version(version)
     rel = _relative(model_file)
     expected = model_sha256.lower() if isinstance(model_sha256, str) else ""
-    if not _SHA256.match(expected):
+    if not _SHA256.fullmatch(expected):
         raise ModelStoreError(f"{name} {version}: {model_sha256!r} is not a sha256 hex digest")
     src = Path(src_dir)
+    _refuse_links(src, name, version)
     if not (src / rel).is_file():
         raise ModelStoreError(f"{src / rel}: model file not found in the artifact")
     digest = sha256_file(src / rel)
@@ -195,9 +221,9 @@ def install(store: Path, name: str, version: str, src_dir: Path, *, model_file: 
             current = _read_meta(dest)
         except ModelStoreError:
             current = None
-        if current is not None and current["model_sha256"] != expected:
+        if current is not None and current.model_sha256 != expected:
             raise ModelStoreError(f"{name} {version} is already installed in {store} with sha256 "
-                                  f"{current['model_sha256'][:12]}..., not {expected[:12]}...",
+                                  f"{current.model_sha256[:12]}..., not {expected[:12]}...",
                                   hint="versions are immutable: register the new model as a new version")
         try:
             return get(store, name, version)
@@ -206,22 +232,25 @@ def install(store: Path, name: str, version: str, src_dir: Path, *, model_file: 
     base.mkdir(parents=True, exist_ok=True)
     tmp = base / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
     try:
-        shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(META_FILE, ".git", "__pycache__"))
+        # symlinks=True copies a link as a link (never its target); one that appeared after the check is refused
+        shutil.copytree(src, tmp, symlinks=True, ignore=shutil.ignore_patterns(META_FILE, ".git", "__pycache__"))
+        _refuse_links(tmp, name, version)
         if sha256_file(tmp / rel) != expected:  # changed while it was copied
             raise ModelStoreError(f"{src / rel}: the file changed while it was being installed")
         interface = meta.get("interface")
-        if interface is None and (tmp / "feature_schema.json").is_file():
-            try:
-                interface = json.loads((tmp / "feature_schema.json").read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                interface = None
-        doc: dict[str, Any] = {
-            "format": STORE_FORMAT, "name": name, "version": version, "model_file": rel, "model_sha256": expected,
-            "tag": meta.get("tag"), "commit": meta.get("commit"),
-            "installed_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "interface": interface}
-        doc.update({k: v for k, v in meta.items() if k not in doc})
-        (tmp / META_FILE).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        if interface is None and (tmp / LEGACY_SCHEMA).is_file():
+            try:  # a legacy artifact: its interface as the one feature_schema.json reader reads it
+                schema = read_feature_schema(tmp / LEGACY_SCHEMA)
+                interface = feature_schema_json(schema.interface.inputs, schema.output)
+            except ManifestInvalid:
+                interface = None  # the server refuses the version at load, naming the file and the key
+        tag, commit = meta.get("tag"), meta.get("commit")
+        write_store_meta(tmp / META_FILE, StoreMeta(
+            name=name, version=version, model_file=rel, model_sha256=expected,
+            tag=str(tag) if tag is not None else None, commit=str(commit) if commit is not None else None,
+            installed_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            interface=interface if isinstance(interface, Mapping) else None, files=tree_sha256(tmp),
+            extra={k: v for k, v in meta.items() if k not in ("tag", "commit", "interface")}))
         if replace:
             trash = base / f".old-{version}-{uuid.uuid4().hex[:8]}"
             os.replace(dest, trash)

@@ -27,6 +27,18 @@ mergeable counts rather than rows: a current window is binned against the very s
                                             "features": {"tenure": {"counts": [...per bin], "missing": 0}, ...}}}},
      "notes": [...]}
 
+Tasks. The layout above is a binary classifier's (the file carries no `task` key, as before tasks existed). A
+multiclass or regression profile says `"task"` and differs in its prediction part; features and segments are the
+same:
+- multiclass: "classes": [...], "prediction": {"rows", "labels": {"categories": classes, "counts": per predicted
+  class}, "probabilities": {class: {"grid": 0..1 in 100 cells, "counts", "mean", "std", "quantiles"}}};
+  "metrics": {"accuracy", "macro_f1", "log_loss", "label_counts"...} with labels (class indices); "estimated":
+  {"accuracy": the mean top probability}; "calibration": null; "threshold": null; segments carry "label_counts".
+- regression: "prediction" is a numeric sketch of the predicted values (the features' layout: grid, counts,
+  below/above, bins, quantiles); "metrics": {"rmse", "mae", "r2", "label_mean"} with labels (true values);
+  "estimated": {}; "calibration": null; "threshold": null; segments carry "score_mean" (the mean value).
+Inputs of type `string` (free text) are not profiled (a note says so).
+
 Numeric cells: a uniform grid over the reference's range (one cell per integer for integer data with a small
 range), so that binning a current window is arithmetic, the CDF at each cell edge is exact, and the Wasserstein
 distance is a sum over cells plus the exact tails beyond the grid. Floats are rounded (6 decimals) and keys sorted,
@@ -38,17 +50,22 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.errors import ModelInvalid
+from mlops.formats.profile import PROFILE_FILE as PROFILE_FILE  # the file's format lives in mlops.formats.profile
+from mlops.formats.profile import PROFILE_FORMAT as PROFILE_FORMAT
+from mlops.formats.profile import ReferenceProfile as ReferenceProfile
+from mlops.formats.profile import check_profile as check_profile
+from mlops.formats.profile import dumps as dumps
+from mlops.formats.profile import load_profile as load_profile
+from mlops.formats.profile import read_profile as read_profile
+from mlops.formats.profile import write_profile as write_profile
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-PROFILE_FORMAT = "mlops.reference-profile/1"
-PROFILE_FILE = "reference.json"
 GRID_CELLS = 256          # cells of a continuous feature's grid
 INT_CELLS_MAX = 512       # integer data with at most this many values in range gets one cell per integer
 DISCRETE_MAX = 20         # at most this many distinct reference values: compared as categories (chi-square, JS)
@@ -422,41 +439,119 @@ def feature_bins(feature: Mapping[str, Any], column: Any) -> tuple[NDArray[np.in
     return np.where(finite, b, -1), len(feature["bins"]) - 1
 
 
+def _labels_of(labels: Any, n: int, task: str, classes: Sequence[str] | None) -> NDArray[Any] | None:
+    import numpy as np
+
+    if labels is None:
+        return None
+    y = np.asarray(labels).reshape(-1)
+    if y.size != n:
+        raise ModelInvalid(f"reference profile: {y.size} labels for {n} scores")
+    if task == "binary":
+        if not np.all(np.isin(y, (0, 1))):
+            raise ModelInvalid("reference profile: labels must be 0/1 (1 = the positive class)")
+        return y.astype(np.int64)
+    if task == "multiclass":
+        k = len(classes or ())
+        if not (np.issubdtype(y.dtype, np.integer) and np.all((y >= 0) & (y < k))):
+            raise ModelInvalid(f"reference profile: labels must be class indices 0..{k - 1}")
+        return y.astype(np.int64)
+    yf = y.astype(np.float64)
+    if not np.all(np.isfinite(yf)):
+        raise ModelInvalid("reference profile: the labels contain NaN or infinities")
+    return yf
+
+
+def _histogram(p: NDArray[Any]) -> dict[str, Any]:
+    """A probability histogram on [0, 1] (PREDICTION_CELLS cells) with its moments: a binary model's prediction."""
+    import numpy as np
+
+    counts = np.bincount(score_cells(p, PREDICTION_CELLS), minlength=PREDICTION_CELLS)
+    return {"grid": {"lo": 0.0, "hi": 1.0, "cells": PREDICTION_CELLS}, "counts": [int(v) for v in counts],
+            "rows": int(p.size), "mean": _r(p.mean()), "std": _r(p.std()),
+            "quantiles": {str(q): _r(v) for q, v in zip(QUANTILES, np.quantile(p, QUANTILES), strict=True)}}
+
+
+def multiclass_metrics(probs: NDArray[Any], labels: NDArray[Any]) -> dict[str, float | None]:
+    """Accuracy, macro-F1 (over the classes present in labels or predictions) and log loss of class indices."""
+    import numpy as np
+
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    if y.size == 0:
+        return {"accuracy": None, "macro_f1": None, "log_loss": None}
+    pred = np.argmax(p, axis=1)
+    f1s: list[float] = []
+    for c in sorted(set(y.tolist()) | set(pred.tolist())):
+        tp = float(((pred == c) & (y == c)).sum())
+        fp = float(((pred == c) & (y != c)).sum())
+        fn = float(((pred != c) & (y == c)).sum())
+        f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) > 0 else 0.0)
+    picked = np.clip(p[np.arange(y.size), y], 1e-15, 1.0)
+    return {"accuracy": float((pred == y).mean()), "macro_f1": float(np.mean(f1s)),
+            "log_loss": float(-np.log(picked).mean())}
+
+
+def regression_metrics(values: NDArray[Any], labels: NDArray[Any]) -> dict[str, float | None]:
+    """RMSE, MAE and R² of predicted VALUES against true LABELS."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if y.size == 0:
+        return {"rmse": None, "mae": None, "r2": None}
+    err = v - y
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return {"rmse": float(np.sqrt((err ** 2).mean())), "mae": float(np.abs(err).mean()),
+            "r2": 1.0 - float((err ** 2).sum()) / ss_tot if ss_tot > 0 else None}
+
+
 def build_profile(features: Any, interface: Mapping[str, Any], scores: Any, labels: Any = None,
-                  segments: Sequence[str] = (), *, threshold: float = 0.5) -> dict[str, Any]:
+                  segments: Sequence[str] = (), *, threshold: float = 0.5, task: str = "binary",
+                  classes: Sequence[str] | None = None) -> dict[str, Any]:
     """The reference profile of held-out data.
 
     FEATURES: a DataFrame or a mapping of raw feature name -> values (the interface's features; more are
-    ignored); INTERFACE: the feature_schema.json document; SCORES: the model's probabilities on these rows (rows
-    it was not trained on); LABELS: 0/1 per row or None; SEGMENTS: feature names to profile per value (the
-    `evaluate.segments` columns); THRESHOLD: the decision threshold of accuracy/F1. ModelInvalid when the data
-    does not fit the interface.
+    ignored); INTERFACE: the feature_schema.json document; SCORES: the model's outputs on these rows (rows it
+    was not trained on): binary, P(positive) per row; multiclass, one row of class probabilities per row (in
+    CLASSES order); regression, the value; LABELS: per row, binary 0/1, multiclass the class index, regression the
+    true value, or None; SEGMENTS: feature names to profile per value (the `evaluate.segments` columns);
+    THRESHOLD: the decision threshold of a binary model's accuracy/F1; TASK: binary, multiclass or regression.
+    ModelInvalid when the data does not fit the interface.
     """
     import numpy as np
 
+    if task not in ("binary", "multiclass", "regression"):
+        raise ModelInvalid(f"reference profile: unknown task {task!r}")
     feats = interface.get("features")
     if not isinstance(feats, list) or not feats:
         raise ModelInvalid("reference profile: the interface has no 'features' list",
                            hint="pass the feature_schema.json document")
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    n = int(s.size)
+    s = np.asarray(scores, dtype=np.float64)
+    if task == "multiclass":
+        k = len(classes or ())
+        if k < 2 or s.ndim != 2 or s.shape[1] != k:
+            raise ModelInvalid(f"reference profile: multiclass scores must be (rows, {k}) for classes "
+                               f"{list(classes or ())}, got {s.shape}")
+    else:
+        s = s.reshape(-1)
+    n = int(s.shape[0])
     if n == 0:
         raise ModelInvalid("reference profile: no rows to profile", hint="pass the held-out rows and their scores")
     if not np.all(np.isfinite(s)):
         raise ModelInvalid("reference profile: the scores contain NaN or infinities")
-    y: NDArray[Any] | None = None
-    if labels is not None:
-        y = np.asarray(labels).reshape(-1)
-        if y.size != n:
-            raise ModelInvalid(f"reference profile: {y.size} labels for {n} scores")
-        if not np.all(np.isin(y, (0, 1))):
-            raise ModelInvalid("reference profile: labels must be 0/1 (1 = the positive class)")
-        y = y.astype(np.int64)
+    y = _labels_of(labels, n, task, classes)
 
+    notes: list[str] = []
     sketches: dict[str, dict[str, Any]] = {}
     columns: dict[str, Any] = {}
+    kept: list[Any] = []
     for f in feats:
         name, ftype = str(f["name"]), str(f["type"])
+        if ftype == "string":
+            notes.append(f"feature '{name}' is free text: not profiled")
+            continue
+        kept.append(f)
         col = _column(features, name)
         if len(col) != n:
             raise ModelInvalid(f"reference profile: feature '{name}' has {len(col)} rows, the scores {n}")
@@ -467,24 +562,40 @@ def build_profile(features: Any, interface: Mapping[str, Any], scores: Any, labe
         else:
             sketches[name] = numeric_sketch(numeric_values(col), ftype)
 
-    grid = {"lo": 0.0, "hi": 1.0, "cells": PREDICTION_CELLS}
-    pred_counts = np.bincount(score_cells(s, PREDICTION_CELLS), minlength=PREDICTION_CELLS)
-    prediction = {"grid": grid, "counts": [int(v) for v in pred_counts], "rows": n, "mean": _r(s.mean()),
-                  "std": _r(s.std()), "quantiles": {str(q): _r(v) for q, v in
-                                                     zip(QUANTILES, np.quantile(s, QUANTILES), strict=True)}}
-
     calibration: dict[str, Any] | None = None
-    metrics: dict[str, float | None] = {}
+    metrics: dict[str, Any] = {}
     estimated: dict[str, float | None] = {}
-    notes: list[str] = []
-    if y is not None and 0 < int(y.sum()) < n:
-        calibration = fit_isotonic(s, y)
-        metrics = _rounded(realised_metrics(s, y, threshold))
-        estimated = _rounded(estimated_metrics(s, calibrate(s, calibration), threshold))
-    elif y is not None:
-        notes.append("the labels have a single class: no calibration map and no reference metrics")
+    prediction: dict[str, Any]
+    pred_label: NDArray[Any] | None = None
+    if task == "binary":
+        prediction = _histogram(s)
+        if y is not None and 0 < int(y.sum()) < n:
+            calibration = fit_isotonic(s, y)
+            metrics = _rounded(realised_metrics(s, y, threshold))
+            estimated = _rounded(estimated_metrics(s, calibrate(s, calibration), threshold))
+        elif y is not None:
+            notes.append("the labels have a single class: no calibration map and no reference metrics")
+        else:
+            notes.append("no labels: no calibration map; performance is estimated from the raw scores")
+    elif task == "multiclass":
+        names = [str(c) for c in classes or ()]
+        pred_label = np.argmax(s, axis=1)
+        prediction = {"rows": n,
+                      "labels": {"categories": names,
+                                 "counts": [int(v) for v in np.bincount(pred_label, minlength=len(names))]},
+                      "probabilities": {c: _histogram(s[:, j]) for j, c in enumerate(names)}}
+        estimated = {"accuracy": _r(float(s.max(axis=1).mean()))}
+        if y is not None:
+            metrics = {**_rounded(multiclass_metrics(s, y)),
+                       "label_counts": [int(v) for v in np.bincount(y, minlength=len(names))]}
+        else:
+            notes.append("no labels: performance is estimated from the class probabilities")
     else:
-        notes.append("no labels: no calibration map; performance is estimated from the raw scores")
+        prediction = numeric_sketch(s, "float")
+        if y is not None:
+            metrics = {**_rounded(regression_metrics(s, y)), "label_mean": _r(float(y.mean()))}
+        else:
+            notes.append("no labels: no reference error figures")
 
     seg_out: dict[str, Any] = {}
     for col_name in segments:
@@ -500,9 +611,19 @@ def build_profile(features: Any, interface: Mapping[str, Any], scores: Any, labe
             rows = int(mask.sum())
             if rows == 0:
                 continue
-            entry: dict[str, Any] = {"rows": rows, "share": _r(rows / n), "score_mean": _r(s[mask].mean())}
+            entry: dict[str, Any] = {"rows": rows, "share": _r(rows / n)}
+            if pred_label is not None:
+                entry["label_counts"] = [int(v) for v in np.bincount(pred_label[mask],
+                                                                     minlength=len(classes or ()))]
+            else:
+                entry["score_mean"] = _r(s[mask].mean())
             if y is not None and metrics:
-                entry["metrics"] = _rounded(realised_metrics(s[mask], y[mask], threshold))
+                if task == "binary":
+                    entry["metrics"] = _rounded(realised_metrics(s[mask], y[mask], threshold))
+                elif task == "multiclass":
+                    entry["metrics"] = _rounded(multiclass_metrics(s[mask], y[mask]))
+                else:
+                    entry["metrics"] = _rounded(regression_metrics(s[mask], y[mask]))
             fb: dict[str, Any] = {}
             for name, (b, nbins) in bins.items():
                 bm = b[mask]
@@ -512,70 +633,22 @@ def build_profile(features: Any, interface: Mapping[str, Any], scores: Any, labe
             per_value[value] = entry
         seg_out[col_name] = per_value
 
-    return {
-        "format": PROFILE_FORMAT, "rows": n, "threshold": _r(threshold),
-        "interface": json.loads(json.dumps(dict(interface))),
+    iface_doc = json.loads(json.dumps(dict(interface)))
+    if len(kept) != len(feats):
+        iface_doc["features"] = [f for f in iface_doc["features"] if f.get("type") != "string"]
+    out: dict[str, Any] = {
+        "format": PROFILE_FORMAT, "rows": n, "threshold": _r(threshold) if task == "binary" else None,
+        "interface": iface_doc,
         "features": sketches, "prediction": prediction, "calibration": calibration,
         "metrics": metrics, "estimated": estimated, "segments": seg_out, "notes": notes,
     }
+    if task != "binary":
+        out["task"] = task
+        if classes is not None:
+            out["classes"] = [str(c) for c in classes]
+    return out
 
 
-# --- files -------------------------------------------------------------------------------------------------------
+# --- files: the format is mlops.formats.profile's (one reader, one writer); these names stay for callers ---------
 
-
-def dumps(profile: Mapping[str, Any]) -> str:
-    """The profile's bytes: sorted keys, compact, one trailing newline (the same profile gives the same bytes)."""
-    return json.dumps(profile, sort_keys=True, separators=(",", ":"), allow_nan=False) + "\n"
-
-
-def save_profile(path: Path | str, profile: Mapping[str, Any]) -> Path:
-    """Write PROFILE to PATH atomically (a temporary file renamed into place)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(dumps(profile), encoding="utf-8")
-    tmp.replace(p)
-    return p
-
-
-_REQUIRED = ("rows", "interface", "features", "prediction", "threshold")
-
-
-def check_profile(raw: Any, source: str = PROFILE_FILE) -> dict[str, Any]:
-    """RAW as a profile; ModelInvalid naming SOURCE and the key when it is not one this mlops reads."""
-    if not isinstance(raw, dict):
-        raise ModelInvalid(f"{source}: expected a JSON object, got {type(raw).__name__}")
-    fmt = raw.get("format")
-    if fmt != PROFILE_FORMAT:
-        raise ModelInvalid(f"{source}: key 'format' is {fmt!r}, this mlops reads {PROFILE_FORMAT!r}",
-                           hint="rebuild the reference profile with this mlops (dvc repro)")
-    for key in _REQUIRED:
-        if key not in raw:
-            raise ModelInvalid(f"{source}: key '{key}' is missing", hint="rebuild the reference profile")
-    feats = raw["features"]
-    if not isinstance(feats, dict) or not feats:
-        raise ModelInvalid(f"{source}: key 'features' must be a non-empty object")
-    for name, f in feats.items():
-        kind = f.get("kind") if isinstance(f, dict) else None
-        need = ("grid", "counts", "bins", "below", "above") if kind == "numeric" else ("categories", "counts")
-        if kind not in ("numeric", "categorical") or any(k not in f for k in need):
-            raise ModelInvalid(f"{source}: key 'features.{name}' is not a feature sketch")
-        if kind == "numeric" and len(f["counts"]) != int(f["grid"]["cells"]):
-            raise ModelInvalid(f"{source}: key 'features.{name}.counts' does not match its grid")
-    return raw
-
-
-def load_profile(path: Path | str) -> dict[str, Any]:
-    """The profile in PATH; ModelInvalid when it is missing, not JSON or not a reference profile."""
-    p = Path(path)
-    try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelInvalid(f"{p}: reference profile not found",
-                           hint="the pipeline writes it beside the model (models/reference.json); run dvc repro") \
-            from None
-    except IsADirectoryError:
-        raise ModelInvalid(f"{p}: is a directory, not a reference profile") from None
-    except (ValueError, UnicodeDecodeError):
-        raise ModelInvalid(f"{p}: not valid JSON") from None
-    return check_profile(raw, str(p))
+save_profile = write_profile

@@ -7,6 +7,7 @@ error naming the candidates.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -51,7 +52,34 @@ def artifact_name(root: Path | str, registry: RegistryParams) -> str | None:
         return None
 
 
+HELD_OUT = frozenset({"test", "testing", "eval", "evaluation", "val", "valid", "validation", "holdout", "heldout",
+                      "dev", "oos", "oof"})
+TRAIN = frozenset({"train", "training", "fit", "insample"})
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def split(metric: str) -> str:
+    """Which data a metric key was measured on, read off its words (`avg_prec.test`, `eval/val.json:acc`):
+    "held-out", "train" or "" (cannot tell)."""
+    path, sep, key = metric.rpartition(":")
+    # a file-prefixed key ("eval/train.json:acc"): the file's own name counts, not its folder (dvclive's eval/)
+    named = f"{path.rsplit('/', 1)[-1].rsplit('.', 1)[0]} {key}" if sep else metric
+    words = {w.lower() for w in _WORD.findall(named)}
+    if words & HELD_OUT:
+        return "held-out"
+    return "train" if words & TRAIN else ""
+
+
 def headline(configured: str | None, metrics: Iterable[str]) -> str | None:
-    """The report's and the run summary's lead metric: the configured one, else the first metric of the first
-    metrics file (METRICS in dvc.yaml's order, as gates.metrics_of keys them)."""
-    return configured or next(iter(metrics), None)
+    """The report's, the run summary's and `mlops init`'s gate metric: the configured one, else the first held-out
+    metric (a key or file named test, eval, val, valid, holdout...), else the first that is not a train metric,
+    else the first (METRICS in dvc.yaml's order, as gates.metrics_of keys them). A train metric leads only when
+    there is nothing else: its rise says little about the model a reviewer is asked to merge."""
+    if configured:
+        return configured
+    names = list(metrics)
+    for wanted in ("held-out", ""):
+        found = next((m for m in names if split(m) == wanted), None)
+        if found is not None:
+            return found
+    return next(iter(names), None)

@@ -19,7 +19,7 @@ import yaml
 
 from tests.helpers import commit_all, dvc, git, init_repo
 
-TOKEN = "test-admin-token"
+TOKEN = "test-admin-token-0123456789abcdef"  # the server wants 32 characters at least
 
 FEATURE_SCHEMA = {"format": "mlops.feature-schema/1",
                   "features": [{"name": "tenure", "type": "int"},
@@ -48,9 +48,11 @@ DVC_YAML = {
 }
 
 PARAMS = {
-    "registry": {"artifact": "churn-model", "model_file": "model.ubj", "production_stage": "production"},
+    "registry": {"artifact": "churn-model", "model_file": "model.ubj", "production_stage": "production",
+                 # the tests' git identity (conftest) plays the promote workflow's
+                 "promote_identities": [{"name": "Test Committer", "email": "committer@example.com"}]},
     "deploy": {"kserve_namespace": "ml", "kserve_mode": "standard", "canary_percent": 20,
-               "kserve_dir": "deploy/kserve"},
+               "kserve_dir": "deploy/kserve", "kserve_runtime": "stock"},  # these tests check the stock layout
 }
 
 

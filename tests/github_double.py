@@ -376,3 +376,182 @@ class GitHubDoubleWithPullList(GitHubDoubleWithPulls):
                                    body=body.get("body"))
                 return 201, pr, {}
         return super().handle(method, raw_path, body, token)
+
+
+# --- appended for `mlops monitor`'s alarm issue and `mlops registry stats` (tests/test_alarm_issue.py,
+# tests/test_registry_stats.py): issues, and the commits of a pull request ---
+#
+# The OpenAPI subset in tests/data (and the project's reference subset) has no issues endpoints and no
+# `GET /pulls/{n}/commits`: these answer with the shapes GitHub documents for them ("Create an issue", "Get an
+# issue", "Update an issue", "List repository issues", "List commits on a pull request"), every field of the
+# `issue` and `commit` schemas that PyGithub or a client could read, with GitHub's status codes (201, 200, 404,
+# 410 when issues are disabled, 422 when the title is missing or the state is invalid).
+
+import datetime as _dt  # noqa: E402
+
+
+def _now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class GitHubDoubleWithIssues(GitHubDoubleWithPullList):
+    """The double, also answering the issues endpoints (list, create, get, update) and a pull request's commits.
+
+    `issues` holds every issue by number (numbers are shared with pull requests, as on GitHub); `now` (when set)
+    is the time the double stamps on what it creates or changes; `pull_commits`: number -> [(sha, author date)],
+    oldest first; `issues_disabled` makes creation answer 410."""
+
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)
+    labels_made: set[str] = field(default_factory=set)
+    pull_commits: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    issues_disabled: bool = False
+    now: str | None = None
+
+    def _stamp(self) -> str:
+        return self.now or _now_iso()
+
+    def _number(self) -> int:
+        with self._lock:
+            number = max([self._next_pull - 1, *self.issues, *self.opened], default=0) + 1
+            self._next_pull = number + 1
+        return number
+
+    def _label(self, name: str) -> dict[str, Any]:
+        self.labels_made.add(name)
+        return {"id": 1 + sum(map(ord, name)), "node_id": f"LA_{name}", "name": name, "color": "ededed",
+                "default": False, "description": None,
+                "url": f"{self.url}/repos/{self.owner}/{self.repo}/labels/{name}"}
+
+    def add_issue(self, title: str, body: str | None = None, login: str = "someone", labels: list[str] | None = None,
+                  created_at: str | None = None, state: str = "open", closed_at: str | None = None
+                  ) -> dict[str, Any]:
+        number = self._number()
+        base = f"{self.url}/repos/{self.owner}/{self.repo}"
+        when = created_at or self._stamp()
+        issue = {
+            "id": 5000 + number, "node_id": f"I_{number}", "url": f"{base}/issues/{number}",
+            "repository_url": base, "labels_url": f"{base}/issues/{number}/labels{{/name}}",
+            "comments_url": f"{base}/issues/{number}/comments", "events_url": f"{base}/issues/{number}/events",
+            "html_url": f"https://github.example/{self.owner}/{self.repo}/issues/{number}", "number": number,
+            "state": state, "state_reason": "completed" if state == "closed" else None, "title": title,
+            "body": body, "user": self._user(login), "labels": [self._label(n) for n in labels or []],
+            "assignee": None, "assignees": [], "milestone": None, "locked": False, "active_lock_reason": None,
+            "comments": 0, "closed_at": closed_at if state == "closed" else None, "created_at": when,
+            "updated_at": closed_at or when, "closed_by": None, "author_association": "NONE",
+        }
+        self.issues[number] = issue
+        return issue
+
+    def _fault(self, method: str) -> tuple[int, Any, dict[str, str]] | None:
+        with self._lock:
+            if self.status_override is not None:
+                return self.status_override, {"message": "Not Found" if self.status_override == 404
+                                              else "Bad credentials", "documentation_url": "https://docs"}, {}
+            if self.server_errors > 0:
+                self.server_errors -= 1
+                return 502, {"message": "Server Error"}, {}
+            if self.secondary_limit > 0:
+                self.secondary_limit -= 1
+                return 403, {"message": "You have exceeded a secondary rate limit. Please wait a few minutes "
+                             "before you try again.", "documentation_url": "https://docs.github.com/rest"}, \
+                    {"Retry-After": "1"}
+        if self.read_only and method in ("POST", "PATCH", "PUT", "DELETE"):
+            return 403, {"message": "Resource not accessible by integration",
+                         "documentation_url": "https://docs.github.com/rest", "status": "403"}, {}
+        return None
+
+    def _listed(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+        state = query.get("state", ["open"])[0]
+        wanted = [x for x in query.get("labels", [""])[0].split(",") if x]
+        since = query.get("since", [""])[0]
+        items = list(self.issues.values())
+        items += [{**p, "pull_request": {"url": p["url"], "html_url": p["html_url"]}, "labels": [],
+                   "created_at": p.get("created_at") or "2024-01-01T00:00:00Z",
+                   "updated_at": p.get("updated_at") or "2024-01-01T00:00:00Z",
+                   "user": p.get("user") or self._user("someone")} for p in self.opened.values()]
+        out = [i for i in items
+               if (state == "all" or i["state"] == state)
+               and all(n in {lab["name"] for lab in i["labels"]} for n in wanted)
+               and (not since or _when(i["updated_at"]) >= _when(since))]
+        desc = query.get("direction", ["desc"])[0] != "asc"
+        return sorted(out, key=lambda i: (i["created_at"], i["number"]), reverse=desc)
+
+    def handle(self, method: str, raw_path: str, body: Any, token: str = "") -> tuple[int, Any, dict[str, str]]:
+        parsed = urlparse(raw_path)
+        path, query = parsed.path.removeprefix(PREFIX), parse_qs(parsed.query)
+        repo = f"/repos/{self.owner}/{self.repo}"
+        rest = path[len(repo):] if path.startswith(repo + "/") else None
+        ours = rest is not None and (rest == "/issues" or re.fullmatch(r"/issues/\d+", rest)
+                                     or re.fullmatch(r"/pulls/\d+/commits", rest))
+        if not ours:
+            return super().handle(method, raw_path, body, token)
+        assert rest is not None
+        fault = self._fault(method)
+        if fault is not None:
+            return fault
+        if rest == "/issues" and method == "GET":
+            return self._page(self._listed(query), path, query)
+        if rest == "/issues" and method == "POST":
+            if self.issues_disabled:
+                return 410, {"message": "Issues are disabled for this repo",
+                             "documentation_url": "https://docs.github.com/rest/issues/issues#create-an-issue",
+                             "status": "410"}, {}
+            if not isinstance(body, dict) or not body.get("title"):
+                return 422, {"message": "Validation Failed",
+                             "errors": [{"resource": "Issue", "field": "title", "code": "missing_field"}]}, {}
+            names = [x if isinstance(x, str) else x.get("name", "") for x in body.get("labels") or []]
+            return self._create(lambda: self.add_issue(str(body["title"]), body.get("body"), self.login_of(token),
+                                                       names))
+        if m := re.fullmatch(r"/issues/(\d+)", rest):
+            issue = self.issues.get(int(m[1]))
+            if issue is None:
+                return 404, {"message": "Not Found",
+                             "documentation_url": "https://docs.github.com/rest/issues/issues#get-an-issue",
+                             "status": "404"}, {}
+            if method == "GET":
+                return 200, issue, {}
+            if method == "PATCH":
+                state = (body or {}).get("state")
+                if state is not None and state not in ("open", "closed"):
+                    return 422, {"message": "Validation Failed",
+                                 "errors": [{"resource": "Issue", "field": "state", "code": "invalid"}]}, {}
+                stamp = self._stamp()
+                for key in ("title", "body"):
+                    if key in (body or {}):
+                        issue[key] = body[key]
+                if state == "closed" and issue["state"] != "closed":
+                    issue.update(state="closed", closed_at=stamp, closed_by=self._user(self.login_of(token)),
+                                 state_reason=(body or {}).get("state_reason") or "completed")
+                elif state == "open":
+                    issue.update(state="open", closed_at=None, closed_by=None, state_reason="reopened")
+                issue["updated_at"] = stamp
+                return 200, issue, {}
+        if (m := re.fullmatch(r"/pulls/(\d+)/commits", rest)) and method == "GET":
+            number = int(m[1])
+            if number not in self.pull_commits:
+                return 404, {"message": "Not Found", "documentation_url":
+                             "https://docs.github.com/rest/pulls/pulls#list-commits-on-a-pull-request",
+                             "status": "404"}, {}
+            return self._page([self._commit(sha, when) for sha, when in self.pull_commits[number]], path, query)
+        return 404, {"message": "Not Found"}, {}
+
+    def _commit(self, sha: str, when: str) -> dict[str, Any]:
+        base = f"{self.url}/repos/{self.owner}/{self.repo}"
+        person = {"name": "Dev", "email": "dev@example.com", "date": when}
+        return {"url": f"{base}/commits/{sha}", "sha": sha, "node_id": f"C_{sha[:8]}",
+                "html_url": f"https://github.example/{self.owner}/{self.repo}/commit/{sha}",
+                "comments_url": f"{base}/commits/{sha}/comments",
+                "commit": {"url": f"{base}/git/commits/{sha}", "author": person, "committer": person,
+                           "message": "change", "comment_count": 0,
+                           "tree": {"sha": "0" * 40, "url": f"{base}/git/trees/{'0' * 40}"},
+                           "verification": {"verified": False, "reason": "unsigned", "signature": None,
+                                            "payload": None, "verified_at": None}},
+                "author": self._user("dev"), "committer": self._user("dev"), "parents": []}
+
+    def comments_on(self, number: int) -> list[dict[str, Any]]:
+        return self.issue_comments.get(number, [])
+
+
+def _when(text: str) -> _dt.datetime:
+    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

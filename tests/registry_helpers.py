@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from mlops.formats import tagmeta
 from mlops.registry.model import dvc_hash
 from tests.helpers import REPO, commit_all, git, init_repo
 
@@ -57,8 +58,14 @@ def fake_project(root: Path, **model: Any) -> Path:
     origin = root / "origin.git"
     git(root, "init", "-q", "--bare", "-b", "main", str(origin))
     repo = init_repo(root / "work")
-    for name in ("params.yaml", "dvc.yaml"):
-        shutil.copy2(REPO / name, repo / name)
+    shutil.copy2(REPO / "params.yaml", repo / "params.yaml")
+    # This repo's pipeline without its `check` stage: the fake's dvc.lock records models/ and metrics.json only.
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    pipeline["stages"].pop("check", None)
+    gates = yaml.safe_load((REPO / "params.yaml").read_text())
+    gates["gates"] = {k: v for k, v in gates["gates"].items() if not k.startswith("checks.")}
+    (repo / "params.yaml").write_text(yaml.safe_dump(gates, sort_keys=False))
+    (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     (repo / ".gitignore").write_text("/models\n/reports\n")
     write_model(repo, **model)
     commit_all(repo, "example project with a trained model")
@@ -93,3 +100,9 @@ def remote_tags(origin: Path) -> dict[str, str]:
 def lock_hash(repo: Path) -> str:
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     return str(lock["stages"]["train"]["outs"][0]["md5"])
+
+
+def parse_block(message: str) -> dict[str, Any] | None:
+    """A tag message's metadata as its JSON object (through the one reader), or None when it has no block."""
+    meta = tagmeta.read(message)
+    return meta.to_json() if meta else None

@@ -83,15 +83,17 @@ class Server:
     """`mlops serve` in its own process group; stop() sends SIGTERM and waits, then kills the group."""
 
     def __init__(self, store: Path, *, workers: int = 1, token: str | None = TOKEN, log_dir: Path | None = None,
-                 extra: Sequence[str] = (), cwd: Path | None = None) -> None:
+                 extra: Sequence[str] = (), cwd: Path | None = None, grpc: bool = False) -> None:
         self.port = free_port()
+        self.grpc_port = free_port() if grpc else None  # V2 over gRPC too (--grpc-port)
         self.store = store
         self.log_dir = log_dir
         env = {k: v for k, v in os.environ.items() if k != "MLOPS_ADMIN_TOKEN"}
         if token is not None:
             env["MLOPS_ADMIN_TOKEN"] = token
         args = [sys.executable, "-m", "mlops", "serve", "--store", str(store), "--port", str(self.port),
-                "--workers", str(workers), *(["--log-dir", str(log_dir)] if log_dir else []), *extra]
+                "--workers", str(workers), *(["--log-dir", str(log_dir)] if log_dir else []),
+                *(["--grpc-port", str(self.grpc_port)] if self.grpc_port else []), *extra]
         self.log_path = (cwd or store.parent) / f"serve-{self.port}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
@@ -149,3 +151,57 @@ def metric(text: str, name: str, **labels: str) -> float | None:
         if all(f'{k}="{v}"' in head for k, v in labels.items()):
             return float(value)
     return None
+
+
+# --- the peers' V2 clients, in their own environment ----------------------------------------------------------------
+
+# tritonclient[grpc] 2.73 and kserve 0.21 pin protobuf<7; the project's venv has protobuf 7 (onnx, and the code that
+# grpcio-tools 1.85 generates): the clients get a venv of their own, made once (uv, from the registry or its cache)
+# and driven through tests/v2_clients.py. tritonclient.grpc and kserve both register the `inference.*` messages in
+# protobuf's default pool, so they cannot share a process: each family runs in its own.
+CLIENTS_VENV = Path(os.environ.get("MLOPS_V2_CLIENTS_VENV", "/tmp/mlops-v2-clients"))
+CLIENT_PINS = ("tritonclient[grpc,http]==2.73.0", "kserve==0.21.0", "numpy==1.26.4")
+CLIENTS_SCRIPT = Path(__file__).with_name("v2_clients.py")
+
+
+def clients_python() -> Path | None:
+    """The V2 clients' python (made when missing); None when it cannot be made here (no registry, no uv)."""
+    python = CLIENTS_VENV / "bin" / "python"
+
+    def usable() -> bool:
+        return python.is_file() and all(
+            subprocess.run([str(python), "-c", f"import {m}"], capture_output=True, check=False).returncode == 0
+            for m in ("tritonclient.grpc, tritonclient.http", "kserve"))
+
+    if usable():
+        return python
+    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    try:
+        subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(CLIENTS_VENV)], check=True,
+                       capture_output=True, timeout=120)
+        subprocess.run([uv, "pip", "install", "-q", "--python", str(python), *CLIENT_PINS], check=True,
+                       capture_output=True, timeout=600)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return python if usable() else None
+
+
+def run_clients(python: Path, ops: Sequence[dict[str, Any]], timeout: float = 300) -> list[Any]:
+    """Each op of OPS done by the named client (see tests/v2_clients.py); one result per op, in order. Triton's
+    and KServe's clients run in separate processes (see above)."""
+    results: dict[int, Any] = {}
+    for family in ("triton", "kserve"):
+        mine = [(k, op) for k, op in enumerate(ops) if op["client"].startswith(family)]
+        if not mine:
+            continue
+        proc = subprocess.run([str(python), str(CLIENTS_SCRIPT)], input=json.dumps([op for _, op in mine]),
+                              capture_output=True, text=True, timeout=timeout, check=False)
+        if proc.returncode != 0:
+            raise AssertionError(f"the {family} clients failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        results.update(zip((k for k, _ in mine), json.loads(proc.stdout), strict=True))
+    return [results[k] for k in range(len(ops))]
+
+
+def tensors(records: Sequence[dict[str, Any]], inputs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One tensor per input of the model's metadata (name, datatype, shape [n], data): what a client sends."""
+    return v2_body(records, inputs)["inputs"]

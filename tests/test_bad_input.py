@@ -47,9 +47,9 @@ def test_serve_with_a_folder_that_cannot_be_created_exits_1(tmp_path: Path, flag
 @pytest.mark.parametrize(("shape", "data"), [([2], [["a"], "a"]), ([1, 1], [[["a"]]]), ([2], [["a"], ["a"]]),
                                              ([2, 1], [["a", "a"], ["a"]])])
 def test_v2_data_nested_unlike_its_shape_is_refused(shape: list[int], data: list[object]) -> None:
-    from mlops.features import FeatureError, encode_v2, parse_interface
+    from mlops.features import FeatureError, encode_v2, parse_model_interface
 
-    iface = parse_interface({"features": [{"name": "plan", "type": "category", "categories": ["a", "b"]}],
+    iface = parse_model_interface({"features": [{"name": "plan", "type": "category", "categories": ["a", "b"]}],
                              "output": {"name": "probability"}})
     with pytest.raises(FeatureError, match="input 'plan'"):
         encode_v2(iface, [{"name": "plan", "datatype": "BYTES", "shape": shape, "data": data}])

@@ -40,6 +40,7 @@ from mlops.deploy.smoke import (
     window_checks,
 )
 from mlops.errors import DeployError, RefNotFound
+from mlops.formats import tagmeta
 from mlops.jobs.deploy import DeployOptions, deploy, resolve
 from mlops.jobs.promote import PromoteOptions, promote
 from tests.deploy_helpers import (
@@ -118,13 +119,173 @@ def test_resolve_errors(repo: Path) -> None:
 def test_a_tag_without_a_sha256_cannot_be_deployed() -> None:
     with pytest.raises(DeployError, match="records no model_sha256"):
         release_from_block("churn-model", "v0.3.0", "churn-model@v0.3.0", "a" * 40, None, "models", None)
-    block = {"format": "mlops.registry/1", "model_sha256": "b" * 64, "path": "models", "model_file": "models",
-             "commit": "c" * 40}
+    block = tagmeta.from_json({"format": "mlops.registry/1", "model_sha256": "b" * 64, "path": "models",
+                               "model_file": "models", "commit": "c" * 40})
     with pytest.raises(DeployError, match="metadata says cccccccccccc"):
         release_from_block("churn-model", "v1.0.0", "churn-model@v1.0.0", "a" * 40, block, "models", None)
     whole = release_from_block("churn-model", "v1.0.0", "churn-model@v1.0.0", "c" * 40, block, "models", None)
+    whole_json = block.to_json()
     assert whole.whole
     assert whole.serve_file == "model.ubj"
+    for key, value in (("path", "/etc"), ("path", "models/../.."), ("model_file", "models/../../x")):
+        bad = tagmeta.from_json({**whole_json, key: value})
+        with pytest.raises(DeployError, match=f"its tag's {key} .* is not a relative path"):
+            release_from_block("churn-model", "v1.0.0", "churn-model@v1.0.0", "c" * 40, bad, "models", None)
+
+
+# --- provenance: on main, made by the promote identity (or signed) ------------------------------------------------
+
+
+def forge(repo: Path, name: str, *, from_tag: str = "churn-model@v1.0.1", sign_key: Path | None = None,
+          tagger: tuple[str, str] = ("Mallory", "mallory@example.com")) -> None:
+    """An annotated tag NAME@vX.Y.Z at FROM_TAG's commit with its metadata (a valid block for that commit), made
+    by TAGGER (signed with SIGN_KEY, an SSH key, when given): what any writer can push."""
+    version = name.split("@", 1)[1]
+    old = from_tag.split("@", 1)[1]
+    message = git(repo, "for-each-ref", "--format=%(contents)", f"refs/tags/{from_tag}")
+    (repo.parent / "msg").write_text(message.replace(f'"version": "{old}"', f'"version": "{version}"') + "\n")
+    sign = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={sign_key}"] if sign_key else []
+    env = {**os.environ, "GIT_COMMITTER_NAME": tagger[0], "GIT_COMMITTER_EMAIL": tagger[1]}
+    subprocess.run(["git", *sign, "tag", "-s" if sign_key else "-a", "--cleanup=verbatim", "-F",
+                    str(repo.parent / "msg"), name, f"{from_tag}^{{commit}}"], cwd=repo, env=env, check=True,
+                   capture_output=True)
+
+
+def ssh_key(tmp: Path, name: str) -> tuple[Path, str]:
+    key = tmp / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True)
+    return key, (tmp / f"{name}.pub").read_text().strip()
+
+
+def set_registry(repo: Path, **values: Any) -> None:
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["registry"].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def test_a_version_tagged_off_main_is_refused_with_one_line(repo: Path) -> None:
+    from mlops.registry.provenance import UntrustedVersion
+
+    side = git(repo, "rev-parse", "churn-model@v1.0.2^{commit}")
+    with pytest.raises(UntrustedVersion, match=rf"churn-model@v1.0.2: its commit {side[:12]} is not on main"):
+        release(repo, "churn-model@v1.0.2")
+    result = runner.invoke(app, ["deploy", "--target", "kserve", "--ref", "churn-model@v1.0.2", "--no-push"])
+    assert result.exit_code == 1
+    error = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert error == [f"error: churn-model@v1.0.2: its commit {side[:12]} is not on main: only versions merged to "
+                     "main are deployed"]
+    assert not (repo / "deploy").exists()
+    # merged into main, the same version is deployable
+    git(repo, "merge", "-q", "--no-ff", "side", "-m", "merge side")
+    assert release(repo, "churn-model@v1.0.2").commit == side
+
+
+def test_a_version_tagged_by_someone_else_is_refused(repo: Path) -> None:
+    from mlops.registry.provenance import UntrustedVersion
+
+    forge(repo, "churn-model@v9.0.0")
+    with pytest.raises(UntrustedVersion, match=r"churn-model@v9.0.0: tagged by Mallory <mallory@example.com>, not "
+                                               r"by the promote identity \(Test Committer <committer@example.com>\)"):
+        release(repo, "churn-model@v9.0.0")
+    result = runner.invoke(app, ["deploy", "--target", "kserve", "--ref", "churn-model@v9.0.0", "--no-push"])
+    assert result.exit_code == 1
+    assert "error: churn-model@v9.0.0: tagged by Mallory" in result.stderr
+    set_registry(repo, promote_identities=[{"name": "Mallory", "email": "MALLORY@example.com"}])
+    assert release(repo, "churn-model@v9.0.0").version == "v9.0.0"  # trusted once listed (email in any case)
+
+
+def test_the_default_promote_identity_is_the_workflows_bot(repo: Path) -> None:
+    from mlops.registry.provenance import UntrustedVersion
+
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    del raw["registry"]["promote_identities"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(UntrustedVersion, match=r"not by the promote identity \(github-actions\[bot\] "):
+        release(repo, "churn-model@v1.0.1")  # made by the tests' identity
+    forge(repo, "churn-model@v1.0.3", tagger=("github-actions[bot]",
+                                              "41898282+github-actions[bot]@users.noreply.github.com"))
+    assert release(repo, "churn-model@v1.0.3").version == "v1.0.3"
+
+
+def test_a_tag_signed_by_an_allowed_key_is_accepted_whoever_made_it(repo: Path, tmp_path: Path) -> None:
+    from mlops.registry.provenance import UntrustedVersion
+
+    good, good_pub = ssh_key(tmp_path, "release-key")
+    bad, _ = ssh_key(tmp_path, "other-key")
+    (repo / "allowed_signers").write_text(f"release@example.com {good_pub}\n")
+    set_registry(repo, allowed_signers="allowed_signers")
+    forge(repo, "churn-model@v1.1.0", sign_key=good)
+    forge(repo, "churn-model@v1.2.0", sign_key=bad)
+    forge(repo, "churn-model@v1.3.0")
+    assert release(repo, "churn-model@v1.1.0").version == "v1.1.0"
+    for ref in ("churn-model@v1.2.0", "churn-model@v1.3.0"):
+        with pytest.raises(UntrustedVersion, match=r"nor signed by a key of registry\.allowed_signers"):
+            release(repo, ref)
+    set_registry(repo, allowed_signers="missing")
+    with pytest.raises(UntrustedVersion, match=r"registry\.allowed_signers: missing not found"):
+        release(repo, "churn-model@v1.3.0")
+
+
+def test_a_tag_message_copied_from_another_version_is_refused(repo: Path) -> None:
+    message = git(repo, "for-each-ref", "--format=%(contents)", "refs/tags/churn-model@v1.0.1")
+    (repo.parent / "msg").write_text(message + "\n")
+    git(repo, "tag", "-a", "--cleanup=verbatim", "-F", str(repo.parent / "msg"), "churn-model@v1.0.5",
+        "churn-model@v1.0.1^{commit}")
+    with pytest.raises(DeployError, match=r"its tag's metadata describes v1\.0\.1"):
+        release(repo, "churn-model@v1.0.5")
+
+
+def test_a_crafted_dvc_hash_cannot_read_a_file_outside_the_cache(repo: Path, tmp_path: Path) -> None:
+    """dvc.lock recording `models` as `0f/<absolute path>` made deploy copy that host file (and print its md5)."""
+    from mlops.errors import DvcError
+    from mlops.formats.tagmeta import TagMeta
+
+    secret = tmp_path / "host-secret"
+    secret.write_bytes(b"not for the deploy log")
+    crafted = "0f" + str(secret)
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    lock["stages"]["train"]["outs"][0]["md5"] = crafted
+    (repo / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    sha = commit_all(repo, "a crafted dvc.lock")
+    meta = TagMeta(action="register", artifact="churn-model", version="v2.0.0", commit=sha, path="models",
+                   model_file="models", model_sha256=hashlib.sha256(secret.read_bytes()).hexdigest())
+    (repo.parent / "msg").write_text(tagmeta.write("churn-model v2.0.0", meta))
+    git(repo, "tag", "-a", "--cleanup=verbatim", "-F", str(repo.parent / "msg"), "churn-model@v2.0.0", sha)
+    out = tmp_path / "out"
+    with pytest.raises(DeployError, match=r"dvc\.lock at \w+: '0f/.*' is not a DVC md5 hash"):
+        fetch_release(repo, release(repo, "churn-model@v2.0.0"), out)
+    assert not out.exists() or not any(out.iterdir())
+    # the cache-path helpers themselves never build a path from a non-hash
+    for bad in (crafted, "0f/../../x", "A" * 32, "0" * 32 + ".dir\n", "0" * 31):
+        with pytest.raises(DvcError, match="is not a DVC md5 hash"):
+            dvc.cache_object(repo, bad)
+        with pytest.raises(DvcError, match="is not a DVC md5 hash"):
+            dvc.remote_object_url("s3://bucket/store", bad)
+        dvc.discard_cache_object(repo, "0" * 32)  # a valid hash that is not cached: nothing happens
+    assert secret.exists()
+    assert dvc.remote_object_url("s3://b/s/", "ab" + "c" * 30 + ".dir") == "s3://b/s/files/md5/ab/" + "c" * 30 + ".dir"
+
+
+def test_a_listing_entry_outside_the_artifact_or_with_a_crafted_hash_is_refused(repo: Path, tmp_path: Path) -> None:
+    h = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train"]["outs"][0]["md5"]
+    obj = dvc.cache_object(repo, h)
+    assert obj is not None
+    for items, error in (([{"relpath": "../escape", "md5": "0" * 32}], "outside the artifact"),
+                         ([{"relpath": "model.ubj", "md5": "0f/etc/hostname"}], "is not a DVC md5 hash")):
+        data = json.dumps(items).encode()
+        # a listing whose name matches its content (what a writer of the cache or remote can make)
+        fake = hashlib.md5(data).hexdigest() + ".dir"  # DVC's content hash
+        target = repo / ".dvc/cache/files/md5" / fake[:2] / fake[2:]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        r = release(repo)
+        crafted = Release(r.artifact, r.version, r.tag, r.commit, r.path, r.model_file, r.model_sha256, None,
+                          r.serve_file)
+        from mlops.deploy import fetch as fetch_module
+
+        with pytest.raises(DeployError, match=error):
+            fetch_module._listing(repo, crafted, fake)
+    assert obj.is_file()
 
 
 # --- fetch and verify ---------------------------------------------------------------------------------------------
@@ -310,6 +471,7 @@ def test_a_store_the_server_does_not_read_is_a_setup_error(repo: Path, admin: Ad
 def test_golden_records_of_another_model_fail_before_anything_is_loaded(repo: Path, admin: AdminDouble) -> None:
     from mlops.deploy import CanaryFailed
 
+    git(repo, "merge", "-q", "--no-ff", "side", "-m", "merge side")  # v1.0.2 on main: deployable
     admin.states["churn-model"] = {"stable": "v1.0.0", "canary": None, "canary_percent": 0, "generation": 4}
     admin.requests.clear()
     with pytest.raises(CanaryFailed) as info:
@@ -343,14 +505,17 @@ def test_kserve_canary_manifest_points_at_the_verified_remote_objects(repo: Path
     doc = yaml.safe_load(written.read_text())
     assert doc["metadata"]["namespace"] == "ml"
     assert doc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
-    stable_uri = doc["spec"]["predictor"]["model"]["storageUri"]
     [canary] = doc["spec"]["canary"]
     assert canary["trafficPercent"] == 20
-    # both storageUris name objects of the DVC remote whose bytes hash to their tags' sha256
-    for uri, ref in ((canary["predictor"]["model"]["storageUri"], "churn-model@v1.0.1"),
-                     (stable_uri, "churn-model@v1.0.0")):
+    # both storageUris name objects of the DVC remote whose bytes hash to their tags' sha256, and each pod checks
+    # that sha256 before its server starts
+    for model, ref in ((canary["predictor"]["model"], "churn-model@v1.0.1"),
+                       (doc["spec"]["predictor"]["model"], "churn-model@v1.0.0")):
+        uri = model["storageUri"]
         assert "/files/md5/" in uri
-        assert hashlib.sha256(Path(uri).read_bytes()).hexdigest() == release(repo, ref).model_sha256
+        sha = release(repo, ref).model_sha256
+        assert hashlib.sha256(Path(uri).read_bytes()).hexdigest() == sha
+        assert f"{sha} {Path(uri).name} | sha256sum -c" in model["command"][2]
     assert result.stage_tag is None  # a cluster's rollout is not observed here: no stage tag
     assert "churn-model#production#2" not in git(repo, "tag")
     assert any("cannot read a local DVC remote" in n for n in result.notes)
@@ -359,14 +524,37 @@ def test_kserve_canary_manifest_points_at_the_verified_remote_objects(repo: Path
 
 def test_kserve_full_rollout_of_production_with_a_storage_uri_template(repo: Path) -> None:
     result = deploy(repo, DeployOptions(target="kserve", stage="production", push=False,
-                                        storage_uri="s3://models/{artifact}/{version}/model.ubj",
+                                        storage_uri="s3://models/{artifact}/sha256/{sha256}/model.ubj",
                                         kubectl=str(repo / "no-kubectl")))
     assert (result.version, result.previous) == ("v1.0.0", None)
     doc = yaml.safe_load((repo / "deploy/kserve/churn-model.yaml").read_text())
-    assert doc["spec"]["predictor"]["model"]["storageUri"] == "s3://models/churn-model/v1.0.0/model.ubj"
+    sha = release(repo, "churn-model@v1.0.0").model_sha256
+    model = doc["spec"]["predictor"]["model"]
+    assert model["storageUri"] == f"s3://models/churn-model/sha256/{sha}/model.ubj"
+    assert f"{sha} model.ubj | sha256sum -c" in model["command"][2]  # the pod checks it before loading
     assert "canary" not in doc["spec"]
     assert result.notes == ("no kubectl context: wrote " + str(repo / "deploy/kserve/churn-model.yaml") +
                             " for Argo CD or Flux to sync (commit it)",)
+
+
+def test_kserve_storage_uri_must_be_named_by_sha256_and_a_local_copy_is_hashed(repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(DeployError, match="does not name the copy by its sha256"):
+        deploy(repo, DeployOptions(target="kserve", stage="production", push=False,
+                                   storage_uri="s3://models/{artifact}/{version}/model.ubj",
+                                   kubectl=str(repo / "no-kubectl")))
+    sha = release(repo, "churn-model@v1.0.0").model_sha256
+    copy = tmp_path / "bucket" / "sha256" / sha / "model.ubj"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b"not the registered model")
+    options = DeployOptions(target="kserve", stage="production", push=False,
+                            storage_uri=str(tmp_path / "bucket/sha256/{sha256}/model.ubj"),
+                            kubectl=str(repo / "no-kubectl"))
+    with pytest.raises(DeployError, match=r"sha256 \w+ does not match the tag's"):
+        deploy(repo, options)
+    assert not (repo / "deploy").exists()
+    # the registered bytes of v1.0.0 (HEAD is v1.0.1): its object in the DVC remote
+    copy.write_bytes(remote_object(repo, listing(repo, "churn-model@v1.0.0")["model.ubj"]).read_bytes())
+    assert deploy(repo, options).action == "written"
 
 
 def test_kserve_refuses_a_tampered_remote_and_writes_nothing(repo: Path) -> None:
@@ -491,7 +679,7 @@ def test_v2_request_and_golden_file(tmp_path: Path) -> None:
     golden = read_golden(path)
     assert golden.predictions == (0.1, 0.9)
     path.write_text(json.dumps({"records": records, "predictions": [0.1]}))
-    with pytest.raises(DeployError, match="equal, non-zero length"):
+    with pytest.raises(DeployError, match="one entry per record"):
         read_golden(path)
     with pytest.raises(DeployError, match="no golden records"):
         read_golden(tmp_path / "absent.json")
@@ -634,6 +822,7 @@ def test_deploy_end_to_end_on_the_real_server(trained_project: Path, monkeypatch
     port = _free_port()
     raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["gates"] = {}  # the variants below are promoted whatever their metrics: this tests delivery
+    raw["registry"]["promote_identities"] = [{"name": "Test Committer", "email": "committer@example.com"}]
     raw["deploy"] = {"server_url": f"http://127.0.0.1:{port}", "store": ".mlops/store", "canary_percent": 20,
                      "canary_seconds": 2.0, "canary_requests": 200, "max_error_rate": 0.0, "max_p99_ms": 500.0}
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -19,9 +19,9 @@ from mlops.features import (
     encode_records,
     encode_v2,
     make_predictor,
-    parse_interface,
+    parse_model_interface,
     predict,
-    read_interface,
+    read_model_interface,
     records_from_frame,
 )
 
@@ -35,7 +35,7 @@ SCHEMA: dict[str, Any] = {
     ],
     "output": {"name": "probability", "type": "float"},
 }
-IFACE = parse_interface(SCHEMA)
+IFACE = parse_model_interface(SCHEMA)
 GOOD = {"tenure": 12, "charges": 70.25, "senior": False, "contract": "One year"}
 
 
@@ -71,16 +71,16 @@ def test_interface_round_trip_and_v2_metadata() -> None:
 ])
 def test_interface_errors_name_the_key(raw: Any, needle: str) -> None:
     with pytest.raises(ModelInvalid, match=r"schema\.json") as exc:
-        parse_interface(raw, "schema.json")
+        parse_model_interface(raw, "schema.json")
     assert needle in exc.value.message
 
 
 def test_read_interface_missing_and_malformed(tmp_path: Path) -> None:
     with pytest.raises(ModelInvalid, match="not found"):
-        read_interface(tmp_path / "nope.json")
+        read_model_interface(tmp_path / "nope.json")
     (tmp_path / "bad.json").write_text("{nope")
     with pytest.raises(ModelInvalid, match="not valid JSON"):
-        read_interface(tmp_path / "bad.json")
+        read_model_interface(tmp_path / "bad.json")
 
 
 # --- encoding ----------------------------------------------------------------------------------------------------
@@ -250,12 +250,13 @@ def test_serving_path_equals_the_dataframe_path(small_model: tuple[Any, pd.DataF
 
 def test_bind_booster_refuses_another_models_interface(small_model: tuple[Any, pd.DataFrame]) -> None:
     booster = small_model[0].copy()
-    other = parse_interface({**SCHEMA, "features": [dict(f) for f in SCHEMA["features"]]})
-    other_names = parse_interface({**SCHEMA, "features": [{**f, "name": f["name"] + "_x"} for f in SCHEMA["features"]]})
+    other = parse_model_interface({**SCHEMA, "features": [dict(f) for f in SCHEMA["features"]]})
+    other_names = parse_model_interface({**SCHEMA, "features": [{**f, "name": f["name"] + "_x"}
+                                                                for f in SCHEMA["features"]]})
     bind_booster(booster, other, "ok")
     with pytest.raises(ModelInvalid, match="trained on features"):
         bind_booster(booster, other_names, "model.ubj")
-    swapped = parse_interface({**SCHEMA, "features": [SCHEMA["features"][0], SCHEMA["features"][1],
+    swapped = parse_model_interface({**SCHEMA, "features": [SCHEMA["features"][0], SCHEMA["features"][1],
                                                       {"name": "senior", "type": "category", "categories": ["n", "y"]},
                                                       {"name": "contract", "type": "int"}]})
     with pytest.raises(ModelInvalid, match="categorical features differ"):
@@ -276,7 +277,7 @@ def test_churn_model_serving_path_equals_offline_on_whole_test_split(request: py
     root: Path = request.getfixturevalue("_trained_template")
     params = load_params(root / "params.yaml")
     x, _ = features_and_label(load_prepared(root / "data/prepared/test.csv", params.data), params.data)
-    iface = read_interface(root / "models/feature_schema.json")
+    iface = read_model_interface(root / "models/feature_schema.json")
     booster = xgb.Booster()
     booster.load_model(str(root / "models/model.ubj"))
     offline = booster.predict(xgb.DMatrix(x[iface.names], enable_categorical=True))

@@ -57,7 +57,7 @@ def test_install_is_idempotent_and_versions_immutable(tmp_path: Path) -> None:
     first = modelstore.install(store, "m", "v1.0.0", src, model_file="model.ubj", model_sha256=sha, meta={})
     second = modelstore.install(store, "m", "v1.0.0", src, model_file="model.ubj", model_sha256=sha.upper(),
                                 meta={})
-    assert second.meta["installed_at"] == first.meta["installed_at"]
+    assert second.meta.installed_at == first.meta.installed_at
     with pytest.raises(ModelStoreError, match="already installed"):
         modelstore.install(store, "m", "v1.0.0", other, model_file="model.ubj", model_sha256=other_sha, meta={})
     assert modelstore.get(store, "m", "v1.0.0").model_path.read_bytes() == b"model bytes v1"
@@ -121,3 +121,48 @@ def test_damaged_metadata_is_an_error(tmp_path: Path) -> None:
                                                   "model_file": "model.ubj", "model_sha256": sha}))
     with pytest.raises(ModelStoreError, match=r"describes m v9\.9\.9"):
         modelstore.get(store, "m", "v1.0.0")
+
+
+@pytest.mark.parametrize("link", ["notes.txt", "sub/deep.txt", "model.ubj"])
+def test_symlinks_in_an_artifact_are_refused_not_followed(tmp_path: Path, link: str) -> None:
+    """A link to a host file (/etc/hostname) was installed as a regular file holding the host's content."""
+    src, sha = artifact(tmp_path)
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"model bytes v1" if link == "model.ubj" else b"host secret")
+    target = src / link
+    target.parent.mkdir(exist_ok=True)
+    target.unlink(missing_ok=True)
+    target.symlink_to(secret)
+    store = tmp_path / "store"
+    with pytest.raises(ModelStoreError, match=rf"contains symlinks \({link}\): refused"):
+        modelstore.install(store, "churn-model", "v1.0.0", src, model_file="model.ubj", model_sha256=sha, meta={})
+    assert not store.exists()  # refused before anything was written
+
+
+def test_a_symlinked_directory_is_refused(tmp_path: Path) -> None:
+    src, sha = artifact(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x").write_text("x")
+    (src / "linked").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ModelStoreError, match=r"contains symlinks \(linked\)"):
+        modelstore.install(tmp_path / "store", "m", "v1.0.0", src, model_file="model.ubj", model_sha256=sha, meta={})
+
+
+def test_a_model_file_swapped_for_a_link_in_the_store_is_not_loaded(tmp_path: Path) -> None:
+    src, sha = artifact(tmp_path)
+    store = tmp_path / "store"
+    got = modelstore.install(store, "m", "v1.0.0", src, model_file="model.ubj", model_sha256=sha, meta={})
+    same = tmp_path / "same-bytes"
+    same.write_bytes(got.model_path.read_bytes())
+    got.model_path.unlink()
+    got.model_path.symlink_to(same)
+    with pytest.raises(ModelStoreError, match="not a regular file"):
+        modelstore.get(store, "m", "v1.0.0")
+
+
+@pytest.mark.parametrize(("name", "version"), [("churn-model\n", "v1.0.0"), ("churn-model", "v1.0.0\n"),
+                                               ("churn-model", "1.0.0"), ("../x", "v1.0.0"), ("churn-model", "v1.0")])
+def test_names_and_versions_must_match_whole(tmp_path: Path, name: str, version: str) -> None:
+    with pytest.raises(ModelStoreError, match="is not a"):
+        modelstore.get(tmp_path, name, version)

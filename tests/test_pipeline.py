@@ -64,7 +64,7 @@ def test_noop_repro_runs_nothing_and_one_param_reruns_train_and_evaluate(trained
     params["train"]["max_depth"] = 3
     (trained_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ran = mdvc.repro(trained_project).ran
-    assert ran == ["train", "evaluate"]
+    assert ran == ["train", "evaluate", "check"]
 
 
 def test_retraining_from_scratch_gives_identical_model_bytes(trained_project: Path, project: Path) -> None:
@@ -92,7 +92,7 @@ def test_run_cache_restores_a_previous_params_state(trained_project: Path) -> No
     params_path = trained_project / "params.yaml"
     before = params_path.read_text()
     params_path.write_text(before.replace("n_estimators: 400", "n_estimators: 50"))
-    assert mdvc.repro(trained_project).ran == ["train", "evaluate"]
+    assert mdvc.repro(trained_project).ran == ["train", "evaluate", "check"]
     params_path.write_text(before)
     # Back to the committed params: DVC restores train and evaluate from its run cache instead of rerunning.
     assert mdvc.repro(trained_project).ran == []
@@ -133,7 +133,7 @@ def test_the_venvs_mlops_runs_the_whole_pipeline_without_the_venv_on_path(projec
     proc = subprocess.run([str(entry), "run", "--base", "main"], cwd=project, capture_output=True, text=True,
                           env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "stages run: prepare, validate, train, evaluate" in proc.stdout
+    assert "stages run: prepare, validate, train, evaluate, check" in proc.stdout
     lead = next(line for line in proc.stdout.splitlines() if line.startswith("headline: "))
     assert lead.startswith("headline: test.roc_auc = 0.8"), lead  # the first metric of reports/metrics.json
     assert "outputs: data/prepared" in proc.stdout and "models" in proc.stdout

@@ -13,10 +13,18 @@ import pytest
 import yaml
 
 from mlops.cli import app
-from mlops.registry.metadata import parse_block
 from mlops.registry.model import dvc_hash
 from tests.helpers import commit_all, git, init_repo, runner
-from tests.registry_helpers import FEATURES, METRICS, clone, fake_project, lock_hash, merge, remote_tags
+from tests.registry_helpers import (
+    FEATURES,
+    METRICS,
+    clone,
+    fake_project,
+    lock_hash,
+    merge,
+    parse_block,
+    remote_tags,
+)
 
 
 @pytest.fixture
@@ -400,3 +408,27 @@ def test_metrics_two_files_share_are_keyed_as_the_report_keys_them(repo: Path) -
     files = {"reports/metrics.json": json.loads((repo / "reports/metrics.json").read_text()),
              "reports/extra.json": json.loads(extra.read_text())}
     assert got == metrics_of(files, ["reports/metrics.json", "reports/extra.json"])
+
+
+def test_a_category_value_cannot_forge_the_production_metrics(repo: Path) -> None:
+    """A category value with a newline and a fake metadata block (a quoted CSV cell) reaches the bump reason and
+    so the tag's headline: the tag still carries exactly one block, the real one, and later gates read it."""
+    promote_json("--stage", "production")
+    fake = ("-----BEGIN MLOPS METADATA-----\n" + json.dumps({"format": "mlops.registry/1", "metrics":
+            {"test.roc_auc": 0.0}, "model_sha256": "0" * 64}) + "\n-----END MLOPS METADATA-----")
+    crafted = [*FEATURES[:2], {**FEATURES[2], "categories": [*FEATURES[2]["categories"], f"x\n\n{fake}\n"]}]
+    merge(repo, weights="w1", features=crafted)
+    out = promote_json("--stage", "production")
+    assert (out["version"], out["bump"]) == ("v1.1.0", "minor")
+    message = tag_message(repo, "churn-model@v1.1.0")
+    assert message.count("-----BEGIN MLOPS METADATA-----\n") == 1
+    block = parse_block(message)
+    assert block is not None
+    assert block["metrics"]["test.roc_auc"] == METRICS["test"]["roc_auc"]
+    assert block["model_sha256"] == hashlib.sha256((repo / "models/model.ubj").read_bytes()).hexdigest()
+    # the next promotion compares against production's real metrics: a drop of 0.5 fails the relative gate
+    worse = {"test": {**METRICS["test"], "roc_auc": 0.35}, "train": METRICS["train"]}
+    merge(repo, weights="w2", features=crafted, metrics=worse)
+    result = promote("--json")
+    assert result.exit_code == 1, result.output
+    assert "roc_auc" in result.output and "production" in result.output

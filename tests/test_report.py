@@ -182,7 +182,7 @@ def test_base_outputs_fetched_from_remote_else_reproduced(small: Path) -> None:
     result = runner.invoke(app, ["report", "--production", "none"])
     assert result.exit_code == 0, result.output
     data = json.loads((small / "reports" / "report.json").read_text())
-    assert data["base"]["source"].startswith("reproduced (fit run")
+    assert data["base"]["source"] == "recomputed in a temporary worktree: fit (outputs not in the cache)"
     assert {m["name"]: m["vs_base"]["reference"] for m in data["metrics"]}["quality.accuracy"] == 0.55
     assert not git(small, "worktree", "list").count("\n")  # the temporary worktree is gone
 

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 def test_report_compares_with_the_production_tag(trained_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = trained_project
     prod_metrics = json.loads((root / "reports/metrics.json").read_text())
+    prod_checks = json.loads((root / "reports/checks.json").read_text())  # the check stage's metrics
     prod_commit = git(root, "rev-parse", "HEAD")
     git(root, "tag", "-a", "churn-model@v1.0.0", "-m", "Register churn-model v1.0.0")
     git(root, "tag", "-a", "churn-model#production#1", "-m", "Assign production to v1.0.0")
@@ -43,8 +44,10 @@ def test_report_compares_with_the_production_tag(trained_project: Path, monkeypa
     md = (root / "reports/report.md").read_text()
     assert "No production model yet" not in md
     assert f"{prod_metrics['test']['roc_auc']:.4f}" in md
-    expected = evaluate_gates(load_params(root / "params.yaml").gates, flatten_metrics(head),
-                              flatten_metrics(prod_metrics), "production")
+    head_checks = json.loads((root / "reports/checks.json").read_text())
+    expected = evaluate_gates(load_params(root / "params.yaml").gates,
+                              flatten_metrics(head) | flatten_metrics(head_checks),
+                              flatten_metrics(prod_metrics) | flatten_metrics(prod_checks), "production")
     gate = runner.invoke(app, ["gate", "--against", "production"])
     assert "production" in gate.output
     assert gate.exit_code == (0 if expected.passed else 1), gate.output

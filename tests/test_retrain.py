@@ -238,7 +238,7 @@ def test_served_traffic_with_drift_opens_one_retraining_pull_request(churn: Chur
     labels arrive keyed by request id; `mlops monitor --retrain` opens one PR; a second run opens none."""
     import http.client
 
-    from mlops.features import parse_interface, records_from_frame
+    from mlops.features import parse_model_interface, records_from_frame
     from tests.serve_helpers import Server, call, install
 
     root, origin, _ = make_project(churn, tmp_path)
@@ -250,15 +250,15 @@ def test_served_traffic_with_drift_opens_one_retraining_pull_request(churn: Chur
     try:
         server.wait("/v2/health/ready")
         drifted = shifted(churn.test, "monthly_charges")
-        records = records_from_frame(parse_interface(churn.schema), drifted[churn.names])
+        records = records_from_frame(parse_model_interface(churn.schema), drifted[churn.names])
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         labels = []
         for i, (record, y) in enumerate(zip(records, churn.y, strict=True)):
-            rid = f"served-{i}"
             reply = call(server.port, "POST", "/v1/models/churn-model/predict", {"instances": [record]},
-                         headers={"x-request-id": rid}, conn=conn)
+                         headers={"x-request-id": f"served-{i}"}, conn=conn)
             assert reply.status == 200 and reply.headers.get("x-model-version") == "v1.0.0"
-            labels.append({"request_id": rid, "label": int(y)})
+            # labels quote the id the server issued (the client's own id is never the join key)
+            labels.append({"request_id": reply.headers["x-request-id"], "label": int(y)})
         conn.close()
     finally:
         server.stop()  # flushes the request log

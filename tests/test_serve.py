@@ -27,7 +27,7 @@ import pytest
 
 from mlops.config import load_params
 from mlops.errors import MlopsError, ServeError
-from mlops.features import read_interface, records_from_frame
+from mlops.features import read_model_interface, records_from_frame
 from mlops.serve.requestlog import RequestLog
 from mlops.serve.settings import ServeSettings, resolve_token
 from mlops.serve.state import (
@@ -76,13 +76,15 @@ def served(models: dict[str, Path], _trained_template: Path,
     for version, models_dir in models.items():
         install(store, models_dir, version)
     install(store, models["v1.1.0"], "v1.2.0")  # same bytes, another version: tampered with in a test
+    # the fuzzer sends wrong tokens on purpose: no admin lockout on this server (test_serve_security tests it)
     server = Server(store, workers=2, log_dir=logs, extra=["--model", MODEL, "--version", "v1.0.0",
-                                                           "--max-body-bytes", str(MAX_BODY)])
+                                                           "--max-body-bytes", str(MAX_BODY),
+                                                           "--admin-max-failures", "1000000"])
     try:
         server.wait("/v2/health/ready")
         params = load_params(_trained_template / "params.yaml")
         test = load_prepared(_trained_template / "data/prepared/test.csv", params.data)
-        iface = read_interface(models["v1.0.0"] / "feature_schema.json")
+        iface = read_model_interface(models["v1.0.0"] / "feature_schema.json")
         records = records_from_frame(iface, features_and_label(test, params.data)[0])
         offline = pd.read_csv(_trained_template / "reports/predictions.csv")["probability"].to_numpy()
         inputs = call(server.port, "GET", f"/v2/models/{MODEL}").json()["inputs"]
@@ -142,7 +144,8 @@ def wait_for(cond: Any, timeout: float = 10.0) -> Any:
 @pytest.fixture(scope="module")
 def fresh(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("fresh")
-    server = Server(root / "store", workers=1)
+    # the token fuzzer tries wrong tokens on purpose (schemathesis' ignored_auth): no lockout here
+    server = Server(root / "store", workers=1, extra=["--admin-max-failures", "1000000"])
     try:
         server.wait()
         yield server
@@ -155,7 +158,10 @@ def test_live_but_not_ready_until_a_verified_model_is_loaded(fresh: Server, mode
     port = fresh.port
     assert call(port, "GET", "/v2/health/live").status == 200
     ready = call(port, "GET", "/v2/health/ready")
-    assert ready.status == 503 and ready.json() == {"ready": False}
+    assert ready.status == 503 and ready.json()["ready"] is False
+    # an empty store says what fills it
+    assert "holds no model" in ready.json()["reason"] and "mlops deploy --target local" in ready.json()["reason"] \
+        and "mlops serve --model-dir" in ready.json()["reason"]
     assert call(port, "GET", f"/v2/models/{MODEL}/ready").status == 404
     infer = predict(port, [{}])
     assert infer.status == 404 and "not served here" in infer.json()["error"]
@@ -194,16 +200,20 @@ def test_metadata_lists_the_raw_inputs(served: Served) -> None:
     port = served.port
     ensure(port, "v1.0.0")
     server_meta = call(port, "GET", "/v2").json()
-    assert server_meta["name"] == "mlops" and server_meta["extensions"] == []
+    assert server_meta["name"] == "mlops" and isinstance(server_meta["extensions"], list)
     meta = call(port, "GET", f"/v2/models/{MODEL}")
     assert meta.status == 200 and meta.version == "v1.0.0"
     doc = meta.json()
-    iface = read_interface(served.models["v1.0.0"] / "feature_schema.json")
+    iface = read_model_interface(served.models["v1.0.0"] / "feature_schema.json")
     assert [(i["name"], i["datatype"], i["shape"]) for i in doc["inputs"]] == [
         (f.name, {"int": "INT64", "float": "FP64", "bool": "BOOL", "category": "BYTES"}[f.type], [-1])
         for f in iface.features]
-    assert doc["outputs"] == [{"name": "probability", "datatype": "FP32", "shape": [-1]}]
+    # the churn package (mlops-model.yaml): the probability as it always was, and the label at the threshold
+    assert doc["outputs"] == [
+        {"name": "probability", "datatype": "FP32", "shape": [-1], "parameters": {"positive": "Yes", "threshold": 0.4}},
+        {"name": "label", "datatype": "BYTES", "shape": [-1], "parameters": {"categories": ["No", "Yes"]}}]
     assert doc["platform"] == "xgboost" and doc["versions"] == ["v1.0.0"]
+    assert doc["parameters"] == {"runtime": "xgboost", "task": "binary", "classes": ["No", "Yes"], "threshold": 0.4}
     assert call(port, "GET", f"/v2/models/{MODEL}/versions/v1.0.0").json()["versions"] == ["v1.0.0"]
     for path in (f"/v2/models/{MODEL}/versions/v9.9.9", f"/v2/models/{MODEL}/versions/v9.9.9/ready",
                  "/v2/models/other", "/v2/models/other/infer", "/nope", "/v2/models/x/y/z"):
@@ -275,7 +285,8 @@ def _bad_cases() -> list[tuple[str, str, Any, int, str]]:
                                                       "data": ["red"]}]}, 400, "input 'colour' is not an input"),
         ("v2 inputs not a list", "v2", {"inputs": {"female": [0]}}, 400, "'inputs' must be a non-empty list"),
         ("v2 id not a string", "v2", {"id": 7, "inputs": v2}, 400, "'id' must be a string"),
-        ("v2 unknown output", "v2", {"inputs": v2, "outputs": [{"name": "label"}]}, 400, "one output, 'probability'"),
+        ("v2 unknown output", "v2", {"inputs": v2, "outputs": [{"name": "score"}]}, 400,
+         "the outputs 'probability', 'label'"),
         ("too large", "v1", b'{"instances": [' + b" " * MAX_BODY + b"]}", 413, "over the limit"),
     ]
 
@@ -294,17 +305,19 @@ def test_bad_input_is_a_4xx_naming_the_field(served: Served, endpoint: str, body
 
 
 @pytest.mark.slow
-def test_request_id_is_echoed_or_generated(served: Served) -> None:
+def test_request_ids_are_issued_by_the_server_and_the_clients_echoed_apart(served: Served) -> None:
     ensure(served.port, "v1.0.0")
     given = predict(served.port, served.records[:1], rid="order-42")
-    assert given.headers["x-request-id"] == "order-42"
+    assert given.headers["x-client-request-id"] == "order-42"
+    assert given.headers["x-request-id"] != "order-42" and len(given.headers["x-request-id"]) == 32
     generated = predict(served.port, served.records[:1])
-    assert len(generated.headers["x-request-id"]) == 32
+    assert len(generated.headers["x-request-id"]) == 32 and "x-client-request-id" not in generated.headers
+    assert generated.headers["x-request-id"] != given.headers["x-request-id"]
     too_long = predict(served.port, served.records[:1], rid="x" * 500)
-    assert too_long.headers["x-request-id"] != "x" * 500 and too_long.status == 200
+    assert "x-client-request-id" not in too_long.headers and too_long.status == 200
     v2 = call(served.port, "POST", f"/v2/models/{MODEL}/infer", {**v2_body(served.records[:1], served.inputs),
                                                                  "id": "my-id"}, headers={"x-request-id": "h-1"})
-    assert v2.json()["id"] == "my-id" and v2.headers["x-request-id"] == "h-1"
+    assert v2.json()["id"] == "my-id" and v2.headers["x-client-request-id"] == "h-1"
 
 
 @pytest.mark.slow
@@ -437,7 +450,7 @@ def test_shadow_scores_a_copy_that_is_logged_not_returned(served: Served) -> Non
         assert reply.status == 200 and reply.version == "v1.0.0" and reply.json()["model_version"] == "v1.0.0"
 
     def shadow_lines() -> list[dict[str, Any]]:
-        found = [x for x in log_lines(served.logs) if x["request_id"] in ids and x["role"] == "shadow"]
+        found = [x for x in log_lines(served.logs) if x["client_request_id"] in ids and x["role"] == "shadow"]
         return found if len(found) == 2 * len(ids) else []
 
     lines = wait_for(shadow_lines)
@@ -445,8 +458,10 @@ def test_shadow_scores_a_copy_that_is_logged_not_returned(served: Served) -> Non
     for x in lines:
         assert x["inputs"] == rows[x["row"]]
         assert abs(x["outputs"]["probability"] - expected[x["row"]]) <= 1e-6
-    stable = [x for x in log_lines(served.logs) if x["request_id"] in ids and x["role"] == "stable"]
+    stable = [x for x in log_lines(served.logs) if x["client_request_id"] in ids and x["role"] == "stable"]
     assert len(stable) == 2 * len(ids) and {x["version"] for x in stable} == {"v1.0.0"}
+    # a shadow line is the same request's: the same server-issued id and row as the stable line it copies
+    assert {(x["request_id"], x["row"]) for x in stable} == {(x["request_id"], x["row"]) for x in lines}
     dropped = admin(port, "rollback").json()
     assert dropped["shadow"] is None and dropped["stable"] == "v1.0.0"
 
@@ -475,17 +490,21 @@ def test_request_log_lines_follow_the_documented_format(served: Served) -> None:
     call(served.port, "POST", f"/v2/models/{MODEL}/infer", v2_body(served.records[:1], served.inputs),
          headers={"x-request-id": rid + "-v2"})
     predict(served.port, [{"tenure": 1}], rid=rid + "-bad")
-    lines = wait_for(lambda: [x for x in log_lines(served.logs) if x["request_id"].startswith(rid)]
-                     if len([x for x in log_lines(served.logs) if x["request_id"].startswith(rid)]) == 5 else [])
-    ok = [x for x in lines if x["request_id"] == rid]
+    def mine() -> list[dict[str, Any]]:
+        return [x for x in log_lines(served.logs) if (x["client_request_id"] or "").startswith(rid)]
+
+    lines = wait_for(lambda: mine() if len(mine()) == 5 else [])
+    ok = [x for x in lines if x["client_request_id"] == rid]
     assert [x["row"] for x in ok] == [0, 1, 2] and all(x["rows"] == 3 for x in ok)
     assert list(ok[0]) == ["ts", "request_id", "model", "version", "role", "endpoint", "row", "rows", "latency_ms",
-                           "status", "inputs", "outputs"]
+                           "status", "inputs", "outputs", "client_request_id", "truncated", "format"]
+    assert len({x["request_id"] for x in ok}) == 1 and ok[0]["request_id"] != rid
+    assert ok[0]["format"] == 2 and not ok[0]["truncated"]
     assert ok[0]["ts"].endswith("Z") and ok[0]["endpoint"] == "v1" and ok[0]["status"] == 200
     assert ok[0]["inputs"] == served.records[0] and set(ok[0]["outputs"]) == {"probability"}
-    v2 = [x for x in lines if x["request_id"] == rid + "-v2"]
+    v2 = [x for x in lines if x["client_request_id"] == rid + "-v2"]
     assert v2[0]["endpoint"] == "v2" and v2[0]["inputs"] == served.records[0]
-    bad = [x for x in lines if x["request_id"] == rid + "-bad"]
+    bad = [x for x in lines if x["client_request_id"] == rid + "-bad"]
     assert bad[0]["status"] == 400 and "is missing" in bad[0]["error"] and bad[0]["inputs"] is None
 
 
@@ -503,8 +522,11 @@ def test_metrics_carry_the_names_people_graph(served: Served) -> None:
                  "mlops_model_version_info", "rest_server_requests_total"):
         assert name in text, name
     labels = {"model": MODEL, "version": "v1.0.0"}
+    # bad input is the client's error, counted apart: it is not a failure of the model
+    assert metric(text, "model_infer_request_client_error_total", **labels) == \
+        (metric(before, "model_infer_request_client_error_total", **labels) or 0) + 1
     assert metric(text, "model_infer_request_failure_total", **labels) == \
-        (metric(before, "model_infer_request_failure_total", **labels) or 0) + 1
+        (metric(before, "model_infer_request_failure_total", **labels) or 0)
     assert metric(text, "mlops_prediction_count", **labels) >= \
         (metric(before, "mlops_prediction_count", **labels) or 0) + 4
     assert 'le="0.001"' in text and metric(text, "request_predict_seconds_count", model_name=MODEL) is not None
@@ -572,7 +594,7 @@ def test_openapi_fuzzing_finds_no_server_error(served: Served) -> None:
     assert not [k for k in statuses if k.endswith(tuple(f" 5{d}{e}" for d in "0123456789" for e in "0123456789"))]
     assert statuses.get("POST /v1/models/{name}/predict 200", 0) > 0  # bodies reached the model
     assert statuses.get("POST /v2/models/{name}/infer 400", 0) > 0
-    assert all(k.endswith(" 401") for k in statuses if k.split()[1].startswith("/admin"))
+    assert all(k.endswith((" 401", " 415")) for k in statuses if k.split()[1].startswith("/admin"))
 
 
 @pytest.mark.slow
@@ -710,11 +732,11 @@ def test_state_file_round_trip_and_damage(tmp_path: Path) -> None:
 
 def test_admin_token_sources(tmp_path: Path) -> None:
     assert resolve_token(None, {}) is None
-    assert resolve_token(None, {"MLOPS_ADMIN_TOKEN": " s3cret-token \n"}) == "s3cret-token"
+    assert resolve_token(None, {"MLOPS_ADMIN_TOKEN": f" {'s' * 32} \n"}) == "s" * 32
     f = tmp_path / "token"
-    f.write_text("from-file-token\n")
-    assert resolve_token(f, {"MLOPS_ADMIN_TOKEN": "env"}) == "from-file-token"
-    for bad in ("", "two words"):
+    f.write_text(f"{'f' * 40}\n")
+    assert resolve_token(f, {"MLOPS_ADMIN_TOKEN": "env"}) == "f" * 40
+    for bad in ("", "two words", "s3cret-token"):
         with pytest.raises(ServeError, match="admin token"):
             resolve_token(None, {"MLOPS_ADMIN_TOKEN": bad})
     with pytest.raises(ServeError, match="cannot read"):

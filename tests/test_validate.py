@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -15,7 +17,7 @@ from sklearn.model_selection import train_test_split
 from mlops.config import Params, load_params
 from mlops.errors import ValidationFailed
 from mlops.stages.data import apply_schema, read_raw
-from mlops.stages.validate import ValidationReport, run_checks, stabilise_html, validate
+from mlops.stages.validate import ValidationReport, round_chart_data, run_checks, stabilise_html, validate
 from tests.helpers import REPO
 
 
@@ -109,8 +111,18 @@ def test_stage_writes_results_and_fails_naming_check_and_column(
     assert html.count("Plotly.register") <= 2
 
 
+# What another machine's CPU changes, forced on this one: OpenBLAS's kernels (it picks them by CPU model; the
+# committed page once came from a machine where it ran its Haswell ones) and numpy's SIMD paths (its unstable sort
+# is another algorithm with AVX-512). Prescott's SSE3 kernels run on any x86-64 CPU; disabling a feature the CPU
+# lacks is a no-op for numpy.
+OTHER_CPU = {"OPENBLAS_CORETYPE": "Prescott",
+             "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR"}
+
+
 def test_html_is_byte_reproducible(params: Params, clean: tuple[pd.DataFrame, ...], tmp_path: Path) -> None:
-    """Same inputs, same HTML bytes (with the hash seed dvc.yaml fixes), so dvc.lock stays put between runs."""
+    """Same inputs, same HTML bytes (with the hash seed dvc.yaml fixes), so dvc.lock stays put between runs,
+    also when the second run gets other BLAS kernels and SIMD paths, as on another machine."""
+    import platform
     import subprocess
     import sys
 
@@ -121,10 +133,12 @@ def test_html_is_byte_reproducible(params: Params, clean: tuple[pd.DataFrame, ..
     train.to_csv(tmp_path / "data/prepared/train.csv", index=False)
     test.to_csv(tmp_path / "data/prepared/test.csv", index=False)
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    other_cpu = OTHER_CPU if platform.machine() in ("x86_64", "AMD64") else {}
     pages = []
-    for _ in range(2):
+    for extra in ({}, other_cpu):
+        env = {k: v for k, v in os.environ.items() if k not in OTHER_CPU}
         proc = subprocess.run([sys.executable, "-m", "mlops", "stage", "validate"], cwd=tmp_path, check=False,
-                              capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+                              capture_output=True, text=True, env={**env, **extra, "PYTHONHASHSEED": "0"})
         assert proc.returncode == 0, proc.stderr
         pages.append((tmp_path / "reports/validation.html").read_bytes())
     assert pages[0] == pages[1]
@@ -166,3 +180,44 @@ def test_stabilise_html_renumbers_ids_inside_a_large_chart_script() -> None:
     out = stabilise_html(page)
     assert uid not in out
     assert out.count("a0000000-0000-4000-8000-000000000000") == 2
+
+
+def test_chart_numbers_that_differ_in_the_last_bits_give_the_same_page() -> None:
+    """A density curve computed with other BLAS kernels differs in its last bits: after rounding, the figures
+    (plotly's typed arrays and plain lists, in a result's display and in deepchecks' tabs) serialise the same."""
+    import plotly.graph_objects as go
+    from deepchecks.core.check_result import DisplayMap
+
+    x = np.linspace(18.25, 118.75, 200)
+    density = np.exp(-((x - 70.0) / 30.0) ** 2) / 53.17
+    other = np.nextafter(density, np.inf)  # one ulp away: what a different summation order leaves
+
+    def result(y: np.ndarray) -> SimpleNamespace:
+        figure = go.Figure([go.Scatter(x=x, y=y), go.Bar(x=["a", "b"], y=[float(y[0]), float(y[1])])])
+        tabs = DisplayMap({"tab": [go.Figure(go.Scatter(x=x, y=y * 2))]})
+        return SimpleNamespace(display=["header", figure, tabs])
+
+    here, there = result(density), result(other)
+    assert here.display[1].to_json() != there.display[1].to_json()
+    round_chart_data([here, there, SimpleNamespace(exception=ValueError("a check that did not run"))])
+    assert here.display[1].to_json() == there.display[1].to_json()
+    assert here.display[2]["tab"][0].to_json() == there.display[2]["tab"][0].to_json()
+    assert here.display[0] == "header"
+    typed = here.display[1].to_plotly_json()["data"][0]["y"]
+    assert typed["dtype"] == "f8"  # still a typed array (base64) in the page, not a list of decimal strings
+    shown = np.frombuffer(base64.b64decode(typed["bdata"]), dtype="<f8")
+    assert np.allclose(shown, density, rtol=5e-6, atol=0) and not np.array_equal(shown, density)  # 6 digits
+
+
+def test_equal_priority_rows_keep_the_suite_order_in_the_summary() -> None:
+    """deepchecks sorts its summary by priority, equal for every passing check: a stable sort keeps the suite's
+    order whatever algorithm numpy's unstable sort would use on this CPU; outside the export nothing changes."""
+    from mlops.stages.validate import _stable_sorts
+
+    original = pd.DataFrame.sort_values
+    rows = pd.DataFrame({"$priority": [4.0] * 40 + [1.0], "check": range(41)})
+    with _stable_sorts():
+        ordered = rows.sort_values(by=["$priority"])["check"].tolist()
+        assert rows.sort_values(by=["$priority"], kind="quicksort")["check"].iloc[0] == 40  # an explicit kind wins
+    assert ordered == [40, *range(40)]
+    assert pd.DataFrame.sort_values is original

@@ -109,7 +109,7 @@ def _root(
 
 def _register() -> None:
     # Each capability's commands live in their own module; importing registers them on `app`.
-    from mlops.cli import deploy, init, monitor, pipeline, registry, report, serve  # noqa: F401
+    from mlops.cli import check, deploy, init, monitor, package, pipeline, predict, registry, report, score, serve  # noqa: F401
 
 
 _register()

@@ -36,7 +36,7 @@ def result_json(r: DeployResult) -> dict[str, Any]:
     return {"action": r.action, "target": r.target, "artifact": r.artifact, "version": r.version, "tag": r.ref,
             "commit": r.commit, "previous": r.previous, "where": r.where, "source": r.source, "stage": r.stage,
             "stage_tag": r.stage_tag, "pushed": r.pushed, "checks": checks_json(r.checks), "plan": list(r.steps),
-            "notes": list(r.notes)}
+            "notes": list(r.notes), "environment": r.environment, "admitted_by": r.admitted_by}
 
 
 def checks_table(checks: tuple[Check, ...]) -> str:
@@ -68,10 +68,14 @@ def _say(r: DeployResult) -> None:
 @app.command("deploy")
 @handled
 def deploy_cmd(
-    target: Annotated[Target, typer.Option("--target", case_sensitive=False, help="Where to deliver: local (the "
-                                           "running `mlops serve`, with smoke test and canary) or kserve (an "
-                                           "InferenceService, applied with kubectl or written for GitOps).")
-                      ] = Target.local,
+    target: Annotated[Target | None, typer.Option("--target", case_sensitive=False, help="Where to deliver: local "
+                                                  "(the running `mlops serve`, with smoke test and canary) or kserve "
+                                                  "(an InferenceService, applied with kubectl or written for "
+                                                  "GitOps); default: the environment's, else local.")
+                      ] = None,
+    environment: str | None = typer.Option(None, "--environment", help="The environment under deploy.environments "
+                                           "(staging, production...): its server, token and stage. Default: "
+                                           "production. Production without --ref delivers what staging holds."),
     ref: str | None = typer.Option(None, "--ref", help="The version to deploy, NAME@vX.Y.Z."),
     stage: str | None = typer.Option(None, "--stage", help="Deploy the version this stage points at (instead of "
                                      "--ref)."),
@@ -84,19 +88,23 @@ def deploy_cmd(
                                  "smoke test)."),
 ) -> None:
     """Deliver a registered model version: verify it against its tag, canary and smoke-test it, then promote it
-    to all traffic and assign the production stage; or roll back and exit 1."""
+    to all traffic and assign the environment's stage (production by default); or roll back and exit 1."""
     from mlops.deploy import CanaryFailed
     from mlops.jobs.deploy import DeployOptions, deploy
 
-    if (ref is None) == (stage is None):
+    if ref is not None and stage is not None:
         raise typer.BadParameter("name exactly one of --ref NAME@vX.Y.Z and --stage STAGE")
-    options = DeployOptions(target="kserve" if target is Target.kserve else "local", ref=ref, stage=stage,
-                            push=push, storage_uri=storage_uri)
+    if ref is None and stage is None and environment is None:
+        raise typer.BadParameter("name exactly one of --ref NAME@vX.Y.Z and --stage STAGE (or an --environment "
+                                 "that delivers from another stage)")
+    options = DeployOptions(target=None if target is None else "kserve" if target is Target.kserve else "local",
+                            ref=ref, stage=stage, push=push, storage_uri=storage_uri, environment=environment)
     try:
         result = deploy(Path("."), options, progress, ci_context())
     except CanaryFailed as exc:
         if as_json:
-            echo(json.dumps({"action": "rolled_back", "target": target.value, "tag": exc.ref, "serving": exc.serving,
+            echo(json.dumps({"action": "rolled_back", "target": target.value if target else "local",
+                             "tag": exc.ref, "serving": exc.serving,
                              "error": exc.message, "checks": checks_json(exc.checks)}, indent=2))
         else:
             echo(checks_table(exc.checks))

@@ -51,3 +51,7 @@ def init_cmd(
     echo("next steps:")
     for i, step in enumerate(result.next_steps, 1):
         echo(f"  {i}. {step}")
+    if result.package_stage is not None:
+        echo("the package stage to add to dvc.yaml:")
+        for line in result.package_stage.splitlines():
+            echo(f"    {line}")

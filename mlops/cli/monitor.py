@@ -48,11 +48,17 @@ def monitor_cmd(
     out: str = typer.Option(None, "--out", help="Folder for monitor.md, monitor.html and monitor.json "
                             "(default: reports/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    scheduler: str = typer.Option(None, "--scheduler", envvar="MLOPS_DASK_SCHEDULER", help="Read the window on "
+                                  "a Dask cluster (tcp://HOST:8786, or `local`): one task per log share or file."),
     store: str = typer.Option(None, "--store", help="Publish the gauges into this model store (`mlops serve "
                               "--store`): the server's /metrics then exports drift, decay and health."),
     retrain: bool = typer.Option(False, "--retrain", help="When the check alarms over the last "
                                  "monitor.consecutive time windows: snapshot the labelled rows into DVC, push a "
                                  "branch mlops/retrain-<stamp> and open a pull request (none while one is open)."),
+    alarm_issue: bool = typer.Option(None, "--alarm-issue/--no-alarm-issue", help="Keep one GitHub issue per model "
+                                     "while it alarms: opened (the report as its body), updated with a comment when "
+                                     "the alarm recurs, closed once healthy. Default: on in GitHub Actions when "
+                                     "GITHUB_TOKEN is set (needs `permissions: issues: write`)."),
 ) -> None:
     """Drift, decay and staleness of served traffic against the reference profile; exit 1 when a threshold of
     `monitor:` in params.yaml is crossed."""
@@ -65,8 +71,8 @@ def monitor_cmd(
         result = monitor(Path("."), log=Path(log) if log else None, current=Path(current) if current else None,
                          reference=Path(reference) if reference else None, since=since,
                          labels=Path(labels) if labels else None, out=Path(out) if out else None, progress=progress,
-                         retrain=retrain, ci=CIContext.from_env() if retrain else CIContext(),
-                         publish=Path(store) if store else None)
+                         retrain=retrain, ci=CIContext.from_env(), publish=Path(store) if store else None,
+                         alarm_issue=alarm_issue, scheduler=scheduler or None)
     except RetrainAlert as alert:
         if as_json:
             echo(json.dumps({**alert.result.as_json(), "retrain": alert.retrain.as_json()}, indent=2))

@@ -19,6 +19,8 @@ _SHOWN = 8  # metrics printed in the summary; the report has them all
 def print_summary(s: RunSummary) -> None:
     ran = ", ".join(s.stages_run) if s.stages_run else "none (all up to date)"
     echo(f"stages run: {ran}")
+    if s.recomputed:  # --pull: why each stage had to run (read by the pipeline action for the job summary)
+        echo("stages recomputed: " + ", ".join(f"{stage} ({why})" for stage, why in s.recomputed))
     if s.headline is not None:
         echo(f"headline: {s.headline[0]} = {s.headline[1]:.4f}")
     if s.metrics:
@@ -37,8 +39,8 @@ def print_summary(s: RunSummary) -> None:
 @app.command("run")
 @handled
 def run_cmd(
-    pull: bool = typer.Option(False, "--pull", help="Fetch cached outputs and run-cache entries from the DVC remote "
-                              "before reproducing."),
+    pull: bool = typer.Option(False, "--pull", help="Pull what the DVC cache and remote hold and restore what the "
+                              "run cache holds, then recompute every stage whose outputs are still missing."),
     base: str = typer.Option(None, "--base", help="Git ref the report compares with (default: the merge-base of "
                              "HEAD with the main branch)."),
     production: str = typer.Option("auto", "--production", help="auto, a git ref, or none: what the report calls "

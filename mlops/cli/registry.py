@@ -107,13 +107,16 @@ def rollback_cmd(
     remote: str | None = typer.Option(None, "--remote", help="Git remote to push to (default: origin)."),
     deploy: bool = typer.Option(False, "--deploy", help="Also put that version back on the local model server "
                                 "(fetched, checksummed, smoke-tested) before the stage tag moves."),
+    environment: str | None = typer.Option(None, "--environment", help="The environment under "
+                                           "deploy.environments whose stage (and, with --deploy, server) rolls "
+                                           "back; default: production."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as one JSON object."),
 ) -> None:
     """Assign production back to the previous (or a given) version with a new stage tag; history keeps both."""
     from mlops.jobs.rollback import rollback
 
     result = rollback(name, Path("."), to=to, stage=stage, push=push, remote=remote, progress=progress,
-                      ci=ci_context(), deploy=deploy)
+                      ci=ci_context(), deploy=deploy, environment=environment)
     if as_json:
         echo(json.dumps(result_json(result), indent=2))
     else:
@@ -174,3 +177,32 @@ def history_cmd(
         if e["event"] in ("assign", "unassign"):
             what = f"{e['stage']} -> {what}" if e["event"] == "assign" else f"{e['stage']} unassigned"
         echo(f"{e['time']}  {e['event']:<10} {what:<28} {e['commit'][:12]}  {e['by']}")
+
+
+@registry_app.command("stats")
+@handled
+def stats_cmd(
+    name: str | None = typer.Argument(None, help="The artifact (default: the project's model)."),
+    since: str | None = typer.Option(None, "--since", help="Only events from this date on (YYYY-MM-DD or an ISO "
+                                     "8601 time; default: since the first production deployment)."),
+    offline: bool = typer.Option(False, "--offline", help="Tags only, even with a GitHub token: lead time and the "
+                                 "alarm issues are then marked unavailable."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: {format, artifact, stage, since, until, sources, "
+                                 "figures: {NAME: {value, unit, samples, why}}, deployments, incidents}."),
+) -> None:
+    """Delivery metrics: deployment frequency, lead time for changes, change failure rate and time to restore,
+    from the registry's tags (and GitHub's pull requests and alarm issues when GITHUB_TOKEN is set)."""
+    from mlops.jobs.stats import delivery_stats
+    from mlops.registry.stats import parse_time
+
+    start = parse_time(since, "--since") if since else None
+    stats = delivery_stats(Path("."), name, since=start, ci=ci_context(), use_github=not offline,
+                           progress=progress)
+    if as_json:
+        echo(json.dumps(stats.as_json(), indent=2))
+        return
+    window = f"since {stats.since:%Y-%m-%d}" if stats.since else "since the first deployment"
+    echo(f"{stats.artifact} in {stats.stage}, {window}: {len(stats.forward)} deployments, "
+         f"{sum(d.rollback for d in stats.deployments)} rollbacks, {len(stats.incidents)} incidents")
+    for label, value in stats.lines():
+        echo(f"  {label}: {value}")

@@ -36,7 +36,9 @@ def print_report(result: ReportResult) -> None:
         echo("gates: none configured" if r.pipeline is None else "gates: not checked (the pipeline failed)")
     else:
         failed = ", ".join(f"{g.metric} {g.rule}" for g in r.gates.failed())
-        echo(f"gates: {'passed' if r.gates.passed else 'FAILED: ' + failed}")
+        unchecked = ", ".join(f"{g.metric} {g.rule}" for g in r.gates.not_evaluated())
+        verdict = "passed" if r.gates.passed else f"FAILED: {failed}" if failed else f"NOT EVALUATED: {unchecked}"
+        echo(f"gates: {verdict}")
     echo(f"report: {', '.join(str(p) for p in result.files[:3])}")
 
 

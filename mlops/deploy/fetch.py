@@ -24,6 +24,8 @@ from typing import Any, Literal
 from mlops import dvc, git
 from mlops.errors import DeployError, DvcError
 from mlops.files import md5_file, sha256_file, sha256_tree
+from mlops.formats.manifest import MANIFEST_FILE, ManifestInvalid, read_manifest
+from mlops.formats.tagmeta import TagMeta
 from mlops.progress import Progress, silent
 
 
@@ -52,21 +54,34 @@ class Release:
         return PurePosixPath(self.model_file) == PurePosixPath(self.path)
 
 
-def release_from_block(artifact: str, version: str, tag: str, commit: str, block: dict[str, Any] | None,
+def _repo_path(ref: str, key: str, value: str) -> str:
+    """VALUE (a path from the tag) as a clean relative repository path; DeployError otherwise."""
+    p = PurePosixPath(value)
+    if not value or "\\" in value or p.is_absolute() or any(part in ("..", ".") for part in p.parts) or \
+            any(ord(ch) < 32 for ch in value):
+        raise DeployError(f"{ref}: its tag's {key} '{value}' is not a relative path inside the repository",
+                          hint="the tag was not written by mlops; deploy another version")
+    return p.as_posix()
+
+
+def release_from_block(artifact: str, version: str, tag: str, commit: str, block: TagMeta | None,
                        default_path: str, default_model_file: str | None) -> Release:
     """A Release from a tag's metadata block; DeployError when the block cannot vouch for the model (a tag made
     by another tool records no sha256: nothing to check the fetched file against)."""
-    if not block or not isinstance(block.get("model_sha256"), str) or len(block["model_sha256"]) != 64:
+    if not block or not block.model_sha256:
         raise DeployError(f"{artifact}@{version}: its tag records no model_sha256, so the fetched model cannot be "
                           "verified", hint="deploy a version registered by `mlops promote` (its tag carries the "
                                            "model's sha256)")
-    path = str(block.get("path") or default_path).rstrip("/")
-    model_file = str(block.get("model_file") or path).rstrip("/")
-    recorded_commit = block.get("commit")
-    if isinstance(recorded_commit, str) and recorded_commit and recorded_commit != commit:
+    ref = f"{artifact}@{version}"
+    path = _repo_path(ref, "path", (block.path or default_path).rstrip("/"))
+    model_file = _repo_path(ref, "model_file", (block.model_file or path).rstrip("/"))
+    if block.version and block.version != version:
+        raise DeployError(f"{artifact}@{version}: its tag's metadata describes {block.version}",
+                          hint="the tag message was copied from another version; deploy another version")
+    if block.commit and block.commit != commit:
         raise DeployError(f"{artifact}@{version}: the tag points at {commit[:12]} but its metadata says "
-                          f"{recorded_commit[:12]}", hint="the tag was edited or copied; deploy another version")
-    dvc_md5 = block.get("dvc_md5")
+                          f"{block.commit[:12]}", hint="the tag was edited or copied; deploy another version")
+    dvc_md5 = block.dvc_md5
     rel, base = PurePosixPath(model_file), PurePosixPath(path)
     if rel != base and rel.is_relative_to(base):
         serve = rel.relative_to(base).as_posix()
@@ -76,8 +91,7 @@ def release_from_block(artifact: str, version: str, tag: str, commit: str, block
         serve = "model.ubj"  # what `mlops stage train` writes
     else:
         serve = rel.name  # a single-file artifact
-    return Release(artifact, version, tag, commit, path, model_file, str(block["model_sha256"]).lower(),
-                   str(dvc_md5) if isinstance(dvc_md5, str) and dvc_md5 else None, serve)
+    return Release(artifact, version, tag, commit, path, model_file, block.model_sha256, dvc_md5 or None, serve)
 
 
 @dataclass(frozen=True)
@@ -106,12 +120,32 @@ def _lock_at(root: Path, release: Release) -> dict[str, Any]:
         raise DeployError(f"{release.ref}: {exc.message}") from None
 
 
+def _check_hash(release: Release, h: str, where: str) -> str:
+    """H when it is a DVC md5 hash; DeployError naming WHERE otherwise (a crafted hash would name a file outside
+    the cache, `0f/etc/hostname`)."""
+    try:
+        return dvc.check_md5(h)
+    except DvcError as exc:
+        raise DeployError(f"{release.ref}: {where}: {exc.message}", hint="the commit or the DVC remote holds a "
+                          "crafted or corrupted entry; deploy another version") from None
+
+
+def _check_relpath(release: Release, rel: str) -> str:
+    p = PurePosixPath(rel)
+    if not rel or "\\" in rel or p.is_absolute() or any(part in ("", ".", "..") for part in rel.split("/")) or \
+            any(ord(ch) < 32 for ch in rel):
+        raise DeployError(f"{release.path} listing of {release.ref} names '{rel}', outside the artifact",
+                          hint="the DVC remote holds a crafted listing; deploy another version")
+    return rel
+
+
 def _output_hash(root: Path, release: Release) -> str:
     lock = _lock_at(root, release)
     h = dvc.output_hash(lock, release.path)
     if h is None:
         raise DeployError(f"{release.ref}: {dvc.DVC_LOCK} at {release.commit[:12]} has no output '{release.path}'",
                           hint="the artifact path in the tag does not match the pipeline at that commit")
+    _check_hash(release, h, f"{dvc.DVC_LOCK} at {release.commit[:12]}")
     if release.dvc_md5 is not None and h != release.dvc_md5:
         raise DeployError(f"{release.ref}: the tag records {release.path} as {release.dvc_md5} but {dvc.DVC_LOCK} "
                           f"at {release.commit[:12]} says {h}", hint="the tag or the commit was rewritten; "
@@ -134,9 +168,13 @@ def _listing(root: Path, release: Release, h: str) -> dict[str, str] | None:
                                                                   "copy); the bad object was dropped from the cache")
     try:
         items = json.loads(obj.read_text(encoding="utf-8"))
-        return {str(i["relpath"]): str(i.get("md5") or i["hash"]) for i in items}
-    except (ValueError, KeyError, TypeError):
+        listing = {str(i["relpath"]): str(i.get("md5") or i["hash"]) for i in items}
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise DeployError(f"{release.path} listing ({h}): not a DVC directory listing") from None
+    for rel, md5 in listing.items():
+        _check_relpath(release, rel)
+        _check_hash(release, md5, f"{release.path} listing entry '{rel}'")
+    return listing
 
 
 def _missing(root: Path, files: dict[str, str]) -> list[str]:
@@ -174,8 +212,11 @@ def _copy(root: Path, release: Release, files: dict[str, str], dest: Path) -> No
         if obj is None:
             raise DeployError(f"{release.path}/{rel} of {release.ref}: gone from the DVC cache while deploying",
                               hint="something else is cleaning the cache (`dvc gc`?); deploy again")
+        if obj.is_symlink():  # a cache object is a regular file: a link would be followed out of the cache
+            raise DeployError(f"{release.path}/{rel} of {release.ref}: its DVC cache object {obj} is a symlink",
+                              hint="remove it from the cache (`dvc gc` or delete it) and deploy again")
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(obj, target)
+        shutil.copyfile(obj, target, follow_symlinks=False)
 
 
 def _check(root: Path, release: Release, files: dict[str, str], dest: Path, is_dir: bool, fetched: bool) -> None:
@@ -229,6 +270,13 @@ def fetch_release(root: Path, release: Release, dest: Path, progress: Progress =
     is_dir = h.endswith(".dir")
     _check(root, release, files, dest, is_dir, fetched=source == "DVC remote")
     serve = release.serve_file if is_dir else next(iter(files))
+    if is_dir and MANIFEST_FILE in files and (release.whole or serve not in files):
+        # a model package: the file a server loads is the manifest's (the tag's sha256 covers the whole directory,
+        # or registry.model_file names another file of it)
+        try:
+            serve = read_manifest(dest).files[0].path
+        except ManifestInvalid as exc:
+            raise DeployError(f"{release.ref}: {exc.message}", hint=exc.hint) from None
     if serve not in files:
         raise DeployError(f"{release.ref}: the artifact {release.path} has no {serve} to serve",
                           hint="set registry.model_file in params.yaml to the model file inside the artifact")

@@ -10,7 +10,6 @@ an empty server is loaded as stable (there is nothing to split traffic with) and
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import tempfile
 import time
@@ -34,6 +33,7 @@ from mlops.deploy.smoke import (
     window_checks,
 )
 from mlops.errors import DeployError, ModelStoreError, SmokeTestFailed
+from mlops.formats.manifest import MANIFEST_FILE, ManifestInvalid, read_feature_schema, read_manifest
 from mlops.progress import Progress, silent
 
 GOLDEN_FILE = "golden.json"
@@ -117,12 +117,18 @@ def _install(plan: LocalPlan, art: FetchedArtifact) -> None:
 
 
 def _output_name(art: FetchedArtifact) -> str | None:
+    """The output the golden predictions are of, when golden.json does not say: the manifest's task gives it (a
+    package), else feature_schema.json's output name (the churn stages' artifact)."""
+    if (art.directory / MANIFEST_FILE).is_file():
+        try:
+            return read_manifest(art.directory).outputs[0].name
+        except ManifestInvalid:
+            return None
     try:
-        schema = json.loads((art.directory / SCHEMA_FILE).read_text(encoding="utf-8"))
-        name = schema.get("output", {}).get("name")
-        return str(name) if name else None
-    except (OSError, ValueError, AttributeError):
+        name = read_feature_schema(art.directory / SCHEMA_FILE).output.get("name")
+    except ManifestInvalid:
         return None
+    return str(name) if name else None
 
 
 def _scrape(server: Server) -> Series | None:

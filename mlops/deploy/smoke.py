@@ -2,16 +2,21 @@
 window under replayed traffic, measured per version by the responses' `x-model-version` and cross-checked
 against the server's own /metrics counters.
 
-The golden file (models/golden.json, written by train): `{"records": [{raw feature: value}...], "predictions":
-[probability...]}`, with `model_sha256` (the model file they were computed with) and `output` when train records
-them. The golden check sends the records to the versioned V2 path (`/v2/models/NAME/versions/V/infer`, one input
-per raw feature as the model's metadata lists them), so it tests the candidate whatever the traffic split says.
+A canary is judged on what the candidate can be blamed for: server errors (5xx), model failures and requests of
+the replay (the deploy's own known-good records) that got no answer or a refusal. Other clients' bad requests
+(4xx, `model_infer_request_client_error_total`) are reported beside the verdict and never fail it: anyone who can
+reach the server can send them, so counting them would hand every client a veto on every deploy.
+
+The golden file (golden.json in the model package, mlops.formats.golden): records, the predictions the saved model
+gave them (a probability, a list per class or a value, by task), the output they are of and the model's sha256.
+The golden check sends the records to the versioned V2 path (`/v2/models/NAME/versions/V/infer`, one input per
+raw feature as the model's metadata lists them), so it tests the candidate whatever the traffic split says.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-import json
 import math
 import re
 import threading
@@ -23,6 +28,8 @@ from typing import Any
 
 from mlops.deploy.client import Endpoint, Server, request
 from mlops.errors import DeployError
+from mlops.formats.golden import Golden, GoldenInvalid
+from mlops.formats.golden import read_golden as _read_golden
 
 Figure = float | int | str | None
 
@@ -37,37 +44,17 @@ class Check:
     figures: dict[str, Figure] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Golden:
-    records: tuple[dict[str, Any], ...]
-    predictions: tuple[float, ...]
-    model_sha256: str | None = None  # the model file the predictions were made with, when recorded
-    output: str | None = None  # the output's name, when recorded
-
-
 def read_golden(path: Path) -> Golden:
-    """The golden records of an artifact; DeployError naming the file when missing or malformed."""
+    """The golden records of an artifact (mlops.formats.golden, the one reader); DeployError naming the file when
+    missing or malformed."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DeployError(f"{path.name}: the artifact has no golden records, so the candidate cannot be "
-                          "smoke-tested", hint="retrain with this mlops (train writes models/golden.json)") from None
-    except (ValueError, UnicodeDecodeError):
-        raise DeployError(f"{path.name}: not valid JSON") from None
-    records = data.get("records") if isinstance(data, dict) else None
-    preds = data.get("predictions") if isinstance(data, dict) else None
-    if not isinstance(records, list) or not isinstance(preds, list) or not records or len(records) != len(preds) \
-            or not all(isinstance(r, dict) for r in records):
-        raise DeployError(f"{path.name}: expected {{\"records\": [...], \"predictions\": [...]}} of equal, non-zero "
-                          "length")
-    try:
-        values = tuple(float(p[0] if isinstance(p, list) else p) for p in preds)
-    except (TypeError, ValueError, IndexError):
-        raise DeployError(f"{path.name}: 'predictions' must be numbers") from None
-    sha = data.get("model_sha256")
-    output = data.get("output")
-    return Golden(tuple(records), values, sha.lower() if isinstance(sha, str) else None,
-                  output if isinstance(output, str) else None)
+        return _read_golden(path)
+    except GoldenInvalid as exc:
+        if not path.is_file():
+            raise DeployError(f"{path.name}: the artifact has no golden records, so the candidate cannot be "
+                              "smoke-tested", hint="package the model with `mlops package` (it writes golden.json "
+                                                   "beside the model)") from None
+        raise DeployError(exc.message, hint=exc.hint) from None
 
 
 # --- golden ------------------------------------------------------------------------------------------------------
@@ -86,15 +73,33 @@ def v2_request(records: Sequence[Mapping[str, Any]], inputs: Sequence[Mapping[st
     return {"inputs": body}
 
 
-def _flat(data: Any) -> list[float]:
-    if isinstance(data, list):
-        return [x for item in data for x in _flat(item)]
-    return [float(data)]
+def _answers(outputs: Any, name: str, golden: Golden) -> list[Any] | None:
+    """The answer per record in the V2 output tensor NAME: a number, or (multiclass) the list of its row."""
+    tensor = next((o for o in outputs if isinstance(o, dict) and o.get("name") == name), None)
+    if tensor is None:
+        return None
+    data = tensor.get("data")
+    shape = tensor.get("shape")
+    if not isinstance(data, list):
+        return None
+    if data and isinstance(data[0], list):  # nested rows
+        flat = [x for row in data for x in (row if isinstance(row, list) else [row])]
+    else:
+        flat = data
+    n = len(golden.records)
+    if golden.task == "multiclass":
+        k = int(shape[1]) if isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int) else \
+            (len(flat) // n if n else 0)
+        if k <= 0 or len(flat) != n * k:
+            return None
+        return [flat[i * k:(i + 1) * k] for i in range(n)]
+    return flat
 
 
 def golden_check(server: Server, name: str, version: str, golden: Golden, tolerance: float,
                  output: str | None = None) -> Check:
-    """The candidate's answers to the golden records against the recorded predictions, within TOLERANCE."""
+    """The candidate's answers to the golden records against the recorded predictions (Golden.compare: within
+    TOLERANCE, relative for values above 1; per class for a multiclass model)."""
     meta = server.model_metadata(name, version)
     inputs = meta.get("inputs")
     if not isinstance(inputs, list) or not inputs:
@@ -107,25 +112,43 @@ def golden_check(server: Server, name: str, version: str, golden: Golden, tolera
     if served is not None and served != version:
         return Check("golden", False, f"asked {version}, answered by {served}", {"served_by": served})
     outputs = (resp.json() or {}).get("outputs") or []
-    chosen = next((o for o in outputs if o.get("name") == output), outputs[0] if outputs else None)
-    try:
-        got = _flat(chosen["data"]) if chosen else []
-    except (TypeError, ValueError, KeyError):
-        got = []
-    if len(got) != len(golden.predictions):
-        return Check("golden", False, f"expected {len(golden.predictions)} predictions, got {len(got)}",
+    wanted = output or golden.output
+    got = _answers(outputs, wanted, golden) if wanted else None
+    if got is None and outputs:  # an answer under another name: the first tensor (one-output models)
+        first = outputs[0].get("name") if isinstance(outputs[0], dict) else None
+        got = _answers(outputs, str(first), golden)
+    if got is None or len(got) != len(golden.predictions):
+        return Check("golden", False, f"expected {len(golden.predictions)} predictions"
+                     f"{f' in output {wanted!r}' if wanted else ''}, got {len(got) if got is not None else 0}",
                      {"records": len(golden.records)})
-    diffs = [abs(a - b) if math.isfinite(a) else math.inf for a, b in zip(got, golden.predictions, strict=True)]
-    worst = max(diffs)
-    bad = sum(d > tolerance for d in diffs)
-    figures: dict[str, Figure] = {"records": len(diffs), "max_abs_diff": worst, "tolerance": tolerance,
-                                  "mismatches": bad}
+    checked = dataclasses.replace(golden, tolerance=tolerance)
+    try:
+        bad = checked.compare(got)
+    except GoldenInvalid as exc:
+        return Check("golden", False, f"the answers do not fit the golden records: {exc.message}",
+                     {"records": len(golden.records)})
+    worst = max((m.diff for m in bad), default=0.0)
+    if not bad:
+        diffs = [abs(float(g) - e) for g, e in zip(_flat_all(got), golden.flat(), strict=False)]
+        worst = max(diffs, default=0.0)
+    figures: dict[str, Figure] = {"records": len(golden.records), "max_abs_diff": worst, "tolerance": tolerance,
+                                  "mismatches": len(bad)}
     if bad:
-        i = diffs.index(worst)
-        return Check("golden", False, f"{bad} of {len(diffs)} golden predictions differ by more than {tolerance:g} "
-                     f"(worst: record {i}, {got[i]:.6f} vs {golden.predictions[i]:.6f})", figures)
-    return Check("golden", True, f"{len(diffs)} golden predictions match within {tolerance:g} "
+        m = max(bad, key=lambda x: x.diff)
+        return Check("golden", False, f"{len(bad)} of {len(golden.records)} golden predictions differ by more than "
+                     f"{tolerance:g} (worst: record {m.record}, {_shown(m.got)} vs {_shown(m.expected)})", figures)
+    return Check("golden", True, f"{len(golden.records)} golden predictions match within {tolerance:g} "
                  f"(max diff {worst:.2g})", figures)
+
+
+def _flat_all(rows: Sequence[Any]) -> list[Any]:
+    return [x for r in rows for x in (r if isinstance(r, list | tuple) else [r])]
+
+
+def _shown(v: Any) -> str:
+    if isinstance(v, tuple | list):
+        return "[" + ", ".join(f"{float(x):.6f}" for x in v) + "]"
+    return f"{float(v):.6f}"
 
 
 # --- the canary window -------------------------------------------------------------------------------------------
@@ -295,19 +318,24 @@ def window_checks(samples: Sequence[Sample], candidate: str, thresholds: Thresho
         counter(metrics_before, "model_infer_request_success", model=model, version=candidate)
     fail_d = counter(metrics_after, "model_infer_request_failure", model=model, version=candidate) - \
         counter(metrics_before, "model_infer_request_failure", model=model, version=candidate)
+    # Reported, not judged: what clients got wrong says nothing of the candidate.
+    client_d = counter(metrics_after, "model_infer_request_client_error", model=model, version=candidate) - \
+        counter(metrics_before, "model_infer_request_client_error", model=model, version=candidate)
     seen = ok_d + fail_d
     server_rate = fail_d / seen if seen else 0.0
     server_p99 = histogram_quantile(metrics_before, metrics_after, "model_infer_request_duration", 0.99,
                                     model=model, version=candidate)
     figures: dict[str, Figure] = {"server_success": ok_d, "server_failure": fail_d, "server_error_rate": server_rate,
-                                  "server_p99_ms_at_most": server_p99, "replay_candidate_requests": len(mine)}
+                                  "server_client_errors": client_d, "server_p99_ms_at_most": server_p99,
+                                  "replay_candidate_requests": len(mine)}
+    apart = f"; {client_d:g} client errors (bad requests, not counted)" if client_d else ""
     if seen < len(mine):
         checks.append(Check("metrics", False, f"/metrics counts {seen:g} candidate requests in the window, the "
                             f"replay got {len(mine)} answers from it: the server's metrics disagree", figures))
     elif server_rate > thresholds.max_error_rate:
         checks.append(Check("metrics", False, f"/metrics: {fail_d:g} of {seen:g} candidate requests failed "
-                            f"({server_rate:.2%}; at most {thresholds.max_error_rate:.2%})", figures))
+                            f"({server_rate:.2%}; at most {thresholds.max_error_rate:.2%}){apart}", figures))
     else:
-        checks.append(Check("metrics", True, f"/metrics agrees: {seen:g} candidate requests, {fail_d:g} failed",
-                            figures))
+        checks.append(Check("metrics", True, f"/metrics agrees: {seen:g} candidate requests, {fail_d:g} failed"
+                            f"{apart}", figures))
     return checks

@@ -1,8 +1,9 @@
-"""The sticky pull-request comment on GitHub, through PyGithub.
+"""The sticky pull-request comment and the sticky alarm issue on GitHub, through PyGithub.
 
 The comment carries CML's watermark (`![](https://cml.dev/watermark.png#SHA "CML watermark LABEL")`), so
 `cml comment update` and `mlops comment` edit each other's comment. All pages of comments are read (CML reads only
-the first and loses its comment on busy pull requests); the newest comment with our watermark is edited.
+the first and loses its comment on busy pull requests); the newest comment with our watermark is edited. The
+alarm issue of `mlops monitor` is found the same way (mlops.github.marker): our watermark, written by us.
 """
 
 from __future__ import annotations
@@ -11,36 +12,33 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlops.errors import GitHubError, GitHubPermissionError
+from mlops.github.marker import WATERMARK_RE, Identity, check_label, is_ours, newest, ours, watermark
+
+__all__ = [
+    "DEFAULT_API",
+    "WATERMARK_RE",
+    "Client",
+    "Identity",
+    "IssueRef",
+    "Posted",
+    "PullRef",
+    "Target",
+    "check_label",
+    "is_ours",
+    "parse_target",
+    "pr_from_event",
+    "redact",
+    "watermark",
+]
 
 DEFAULT_API = "https://api.github.com"
-WATERMARK_RE = re.compile(r'!\[\]\(https://cml\.dev/watermark\.png#[^\s)]*\s+"CML watermark ?([^"]*)"\)')
-
-
-_LABEL_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f\u2028\u2029]')
-
-
-def check_label(label: str) -> str:
-    """LABEL if it can sit in the watermark's markdown title and be matched again; GitHubError otherwise."""
-    if _LABEL_UNSAFE.search(label):
-        raise GitHubError(f"--watermark-title {label!r}: must not contain a double quote, a backslash or a line "
-                          "break (they break the marker's markdown title, and the next run would add a second "
-                          "comment)", hint="use letters, digits, spaces and simple punctuation")
-    return label
-
-
-def watermark(sha: str, label: str = "") -> str:
-    title = f"CML watermark {check_label(label)}".strip()
-    return f'![](https://cml.dev/watermark.png#{sha} "{title}")'
-
-
-def is_ours(body: str | None, label: str = "") -> bool:
-    return any(m.group(1).strip() == label.strip() for m in WATERMARK_RE.finditer(body or ""))
 
 
 # --- the Actions event (pydantic at the edge) -------------------------------------------------------------------
@@ -122,7 +120,8 @@ class Posted:
     url: str
 
 
-_PERMISSION = {"pr": "pull-requests: write (or issues: write)", "commit": "contents: write"}
+_PERMISSION = {"pr": "pull-requests: write (or issues: write)", "commit": "contents: write",
+               "issue": "issues: write"}
 
 
 def _fail(exc: Exception, what: str, kind: str, repo: str) -> GitHubError:
@@ -136,9 +135,13 @@ def _fail(exc: Exception, what: str, kind: str, repo: str) -> GitHubError:
         if status == 403:
             return GitHubPermissionError(f"GitHub refused to {what} (403): the token lacks {_PERMISSION[kind]} "
                                          f"on {repo}",
-                                         hint=f"grant `permissions: {_PERMISSION[kind].split(' (')[0]}` to the job "
-                                              "(fork pull requests get a read-only token: comment from a "
-                                              "workflow_run job)")
+                                         hint=f"grant `permissions: {_PERMISSION[kind].split(' (')[0]}` to the job"
+                                              + (" (fork pull requests get a read-only token: comment from a "
+                                                 "workflow_run job)" if kind != "issue" else ""))
+        if status == 410 and kind == "issue":
+            return GitHubError(f"GitHub refused to {what} (410): issues are disabled on {repo}",
+                               hint="enable issues in the repository's settings, or run monitor with "
+                                    "--no-alarm-issue")
         if status == 404:
             return GitHubPermissionError(f"GitHub answered 404 while trying to {what}: {repo} or the target is not "
                                          "visible to the token",
@@ -189,24 +192,6 @@ def _wait(exc: Exception, backoff: float) -> float:
     headers = getattr(exc, "headers", None) or {}
     after = str(headers.get("Retry-After") or headers.get("retry-after") or "")
     return min(float(after), 300.0) if after.isdigit() else min(backoff, 30.0)
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Whose comments `mlops comment` may edit: one login, or any bot (installation tokens cannot ask /user)."""
-
-    login: str | None  # None: any author of type Bot (github-actions[bot], a GitHub App's bot)
-
-    def owns(self, comment: Any) -> bool:
-        user = getattr(comment, "user", None)
-        if user is None:
-            return False
-        if self.login is not None:
-            return str(getattr(user, "login", "")).lower() == self.login.lower()
-        return getattr(user, "type", None) == "Bot"
-
-    def __str__(self) -> str:
-        return self.login or "a bot account (the token cannot read GET /user)"
 
 
 class Client:
@@ -277,12 +262,31 @@ class Client:
         open_ = [p for p in pulls if getattr(p, "state", "open") == "open"] or pulls
         return int(open_[0].number) if open_ else None
 
-    def _ours(self, comments: list[Any], label: str) -> list[Any]:
-        marked = [c for c in comments if is_ours(c.body, label)]
-        if not marked:
-            return []  # no need to ask who we are
-        me = self.identity()
-        return [c for c in marked if me.owns(c)]
+    def _ours(self, items: list[Any], label: str) -> list[Any]:
+        return ours(items, label, self.identity)
+
+    def _create_once(self, create: Any, find_again: Any, what: str, kind: str) -> tuple[Any, bool]:
+        """CREATE() (a POST), retried only where that cannot make a second one: after a rate limit (GitHub did
+        not act), or after an ambiguous failure (5xx, timeout) once FIND_AGAIN() shows it is still absent.
+        (the item, True) when made now; (the item FIND_AGAIN returned, False) when an earlier try had made it."""
+        for attempt in range(self.retries + 1):
+            try:
+                return create(), True
+            except Exception as exc:  # classified here, re-raised as GitHubError
+                if _status(exc) is None and not _ambiguous(exc):
+                    raise  # not GitHub's answer nor the network: a bug, shown as such
+                retry_safe = _rate_limited(exc)  # GitHub did not act: simply try again after the wait
+                if attempt >= self.retries or not (retry_safe or _ambiguous(exc)):
+                    raise _fail(exc, what, kind, self.repo_name) from None
+                wait = _wait(exc, self.backoff * 2 ** attempt)
+            time.sleep(wait)
+            if not retry_safe:
+                # The create may have gone through before the error (a 502 from a proxy, a timeout): look again
+                # and create only when ours is still absent.
+                found = find_again()
+                if found is not None:
+                    return found, False
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def upsert(self, target: Target, body: str, label: str = "") -> Posted:
         """Create the sticky comment on TARGET, or edit the newest one that carries our watermark and was written
@@ -301,30 +305,79 @@ class Client:
             create = commit.create_comment
         mine = self._ours(self._call(what, target.kind, lambda: list(listing())), label)
         if mine:
-            newest = max(mine, key=lambda c: (c.created_at, c.id))
-            self._call(f"edit comment {newest.id}", target.kind, lambda: newest.edit(body))
-            return Posted(target, "updated", int(newest.id), str(newest.html_url))
-        for attempt in range(self.retries + 1):
-            try:
-                made = create(body)
-                return Posted(target, "created", int(made.id), str(made.html_url))
-            except Exception as exc:  # classified here, re-raised as GitHubError
-                if _status(exc) is None and not _ambiguous(exc):
-                    raise  # not GitHub's answer nor the network: a bug, shown as such
-                retry_safe = _rate_limited(exc)  # GitHub did not act: simply try again after the wait
-                if attempt >= self.retries or not (retry_safe or _ambiguous(exc)):
-                    raise _fail(exc, f"comment on {target}", target.kind, self.repo_name) from None
-                wait = _wait(exc, self.backoff * 2 ** attempt)
-            time.sleep(wait)
-            if not retry_safe:
-                # The create may have gone through before the error (a 502 from a proxy, a timeout): look again
-                # and create only when our comment is still absent.
-                again = self._ours(self._call(what, target.kind, lambda: list(listing())), label)
-                if again:
-                    newest = max(again, key=lambda c: (c.created_at, c.id))
-                    return Posted(target, "created", int(newest.id), str(newest.html_url))
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            last = newest(mine)
+            self._call(f"edit comment {last.id}", target.kind, lambda: last.edit(body))
+            return Posted(target, "updated", int(last.id), str(last.html_url))
 
+        def again() -> Any:
+            found = self._ours(self._call(what, target.kind, lambda: list(listing())), label)
+            return newest(found) if found else None
+
+        made, _ = self._create_once(lambda: create(body), again, f"comment on {target}", target.kind)
+        return Posted(target, "created", int(made.id), str(made.html_url))
+
+    # --- the sticky alarm issue (mlops monitor) and the delivery figures (mlops registry stats) ------------------
+
+    def _issues(self, state: str, labels: tuple[str, ...] = (), since: datetime | None = None) -> list[Any]:
+        """Issues (not pull requests, which GitHub lists here too) in STATE, every page."""
+        kwargs: dict[str, Any] = {"state": state}
+        if labels:
+            kwargs["labels"] = list(labels)
+        if since is not None:
+            kwargs["since"] = since
+        found = self._call(f"list the {state} issues", "issue", lambda: list(self._repo.get_issues(**kwargs)))
+        return [i for i in found if getattr(i, "pull_request", None) is None]
+
+    def find_issue(self, label: str, labels: tuple[str, ...] = ()) -> IssueRef | None:
+        """The newest open issue that carries our marker with LABEL and was opened by us (else None)."""
+        mine = self._ours(self._issues("open", labels), label)
+        return _issue_ref(newest(mine)) if mine else None
+
+    def create_issue(self, title: str, body: str, label: str, labels: tuple[str, ...] = ()) -> IssueRef:
+        """Open an issue whose BODY carries our marker with LABEL; never a second one after an ambiguous failure."""
+        def again() -> Any:
+            found = self._ours(self._issues("open", labels), label)
+            return newest(found) if found else None
+
+        made, _ = self._create_once(lambda: self._repo.create_issue(title=title, body=body, labels=list(labels)),
+                                    again, f"open an issue '{title}'", "issue")
+        return _issue_ref(made)
+
+    def edit_issue(self, number: int, *, body: str | None = None, close: bool = False) -> IssueRef:
+        """Replace issue NUMBER's body and/or close it as completed (PATCH: retried, idempotent)."""
+        kwargs: dict[str, Any] = {}
+        if body is not None:
+            kwargs["body"] = body
+        if close:
+            kwargs.update(state="closed", state_reason="completed")
+        issue = self._repo.get_issue(number)
+        self._call(f"edit issue #{number}", "issue", lambda: issue.edit(**kwargs))
+        return _issue_ref(issue)
+
+    def comment_issue(self, number: int, body: str) -> str:
+        """Add a comment to issue NUMBER (a plain, non-sticky one: the issue's history); its html_url."""
+        issue = self._repo.get_issue(number)
+        made = self._call(f"comment on issue #{number}", "issue", lambda: issue.create_comment(body))
+        return str(made.html_url)
+
+    def issues_marked(self, label: str, labels: tuple[str, ...] = (), since: datetime | None = None
+                      ) -> list[IssueRef]:
+        """Every issue, open or closed, that carries our marker with LABEL and was opened by us, oldest first."""
+        mine = self._ours(self._issues("all", labels, since), label)
+        return sorted((_issue_ref(i) for i in mine), key=lambda r: (r.created_at, r.number))
+
+    def first_commit_time(self, number: int) -> datetime | None:
+        """When the first commit of pull request NUMBER was authored (GET /pulls/{n}/commits), None when it has
+        none. GitHub lists at most 250 commits of a pull request, oldest first: the first is always among them."""
+        pull = self._repo.get_pull(number)
+        commits = self._call(f"list the commits of pull request #{number}", "pr",
+                             lambda: list(pull.get_commits()[:1]))
+        if not commits:
+            return None
+        inner = getattr(commits[0], "commit", None)
+        author = getattr(inner, "author", None)
+        when = getattr(author, "date", None)
+        return when if isinstance(when, datetime) else None
 
     # --- monitor --retrain: open pull requests by head branch, and a new one (appended) ---------------------------
 
@@ -353,6 +406,25 @@ class Client:
                                   f"{_errors(exc)})", hint=f"check that {head} was pushed to {self.repo_name} and "
                                   f"that {base} exists there") from None
             raise _fail(exc, f"open a pull request from {head} into {base}", "pr", self.repo_name) from None
+
+
+@dataclass(frozen=True)
+class IssueRef:
+    number: int
+    url: str                     # html_url
+    state: str                   # "open" or "closed"
+    created_at: datetime
+    closed_at: datetime | None
+    title: str = ""
+
+
+def _issue_ref(i: Any) -> IssueRef:
+    return IssueRef(int(i.number), str(i.html_url), str(i.state), _utc(i.created_at),
+                    _utc(i.closed_at) if i.closed_at else None, str(i.title or ""))
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+from mlops.errors import GitHubError
 
 
 @dataclass(frozen=True)
@@ -51,3 +54,18 @@ class CIContext:
 
 
 LOCAL = CIContext()  # outside Actions: no token, no run, no event
+
+
+def write_summary(ci: CIContext, text: str) -> Path | None:
+    """Append TEXT (markdown) to the job summary of CI's step, when there is one (GITHUB_STEP_SUMMARY); its path."""
+    if not ci.step_summary:
+        return None
+    try:
+        with open(ci.step_summary, "a", encoding="utf-8") as fh:
+            fh.write(text.rstrip("\n") + "\n")
+    except OSError as exc:
+        raise GitHubError(f"GITHUB_STEP_SUMMARY {ci.step_summary}: cannot write the job summary "
+                          f"({exc.strerror or type(exc).__name__})",
+                          hint="GITHUB_STEP_SUMMARY must name a writable file (Actions sets it); unset it outside "
+                               "Actions") from None
+    return Path(ci.step_summary)

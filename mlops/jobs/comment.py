@@ -21,6 +21,7 @@ from mlops.github import (
     pr_from_event,
     watermark,
 )
+from mlops.github.context import write_summary
 from mlops.progress import Progress, silent
 from mlops.report import GITHUB_LIMIT, fit
 
@@ -29,6 +30,31 @@ def _repo_from_remote(root: Path) -> str | None:
     url = git.remote_url("origin", root) or ""
     m = re.search(r"[:/]([A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+?)(?:\.git)?/?$", url)
     return m.group(1) if m else None
+
+
+def open_client(root: Path, ci: CIContext, *, author: str | None = None, retries: int = 5) -> tuple[Client, str]:
+    """A GitHub client for the repository of CI (GITHUB_REPOSITORY, else origin's URL) with its token checked; the
+    one way `mlops comment` and `mlops monitor`'s alarm issue reach GitHub."""
+    token = ci.token or ""
+    if token and any(ch.isspace() or not ch.isprintable() for ch in token):
+        raise GitHubError("the GitHub token (GITHUB_TOKEN or GH_TOKEN) contains whitespace or control characters",
+                          hint="set it from the secret alone, e.g. `env: GITHUB_TOKEN: ${{ github.token }}`")
+    if not token:
+        raise GitHubError("no GitHub token: GITHUB_TOKEN (or GH_TOKEN) is not set",
+                          hint="in a workflow: `env: GITHUB_TOKEN: ${{ github.token }}` with "
+                               "`permissions: pull-requests: write`")
+    repo = ci.repository or _repo_from_remote(root)
+    if not repo:
+        raise GitHubError("cannot tell the GitHub repository: GITHUB_REPOSITORY is not set and origin is not GitHub",
+                          hint="set GITHUB_REPOSITORY=owner/name")
+    return Client(repo, token, ci.api_url or DEFAULT_API, retries=retries, author=author or ci.comment_author), repo
+
+
+def marked_body(text: str, sha: str, label: str, link: str) -> str:
+    """TEXT cut to fit GitHub's body limit (pointing at LINK for the rest), then our marker: what a sticky comment
+    or issue carries."""
+    mark = watermark(sha, label)
+    return fit(text, GITHUB_LIMIT - len(mark) - 4, link).rstrip("\n") + "\n\n" + mark
 
 
 @dataclass(frozen=True)
@@ -59,36 +85,12 @@ def comment(root: Path = Path("."), *, report_file: Path | None = None, target: 
                           hint="pass the markdown report that `mlops report` wrote (reports/report.md)") from None
     except OSError as exc:
         raise ReportError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
-    summary_path = ci.step_summary
-    summary = None
-    if summary_path:
-        try:
-            with open(summary_path, "a", encoding="utf-8") as fh:
-                fh.write(text.rstrip("\n") + "\n")
-        except OSError as exc:
-            raise GitHubError(f"GITHUB_STEP_SUMMARY {summary_path}: cannot write the job summary "
-                              f"({exc.strerror or type(exc).__name__})",
-                              hint="GITHUB_STEP_SUMMARY must name a writable file (Actions sets it); unset it "
-                                   "outside Actions") from None
-        summary = Path(summary_path)
-        progress(f"comment: report written to the job summary ({summary_path})")
-    token = ci.token or ""
-    if token and any(ch.isspace() or not ch.isprintable() for ch in token):
-        raise GitHubError("the GitHub token (GITHUB_TOKEN or GH_TOKEN) contains whitespace or control characters",
-                          hint="set it from the secret alone, e.g. `env: GITHUB_TOKEN: ${{ github.token }}`")
-    if not token:
-        raise GitHubError("no GitHub token: GITHUB_TOKEN (or GH_TOKEN) is not set",
-                          hint="in a workflow: `env: GITHUB_TOKEN: ${{ github.token }}` with "
-                               "`permissions: pull-requests: write`")
-    repo = ci.repository or _repo_from_remote(root)
-    if not repo:
-        raise GitHubError("cannot tell the GitHub repository: GITHUB_REPOSITORY is not set and origin is not GitHub",
-                          hint="set GITHUB_REPOSITORY=owner/name")
+    summary = write_summary(ci, text)
+    if summary is not None:
+        progress(f"comment: report written to the job summary ({summary})")
+    client, repo = open_client(root, ci, author=author, retries=retries)
     sha = git.head(root)
-    mark = watermark(sha, label)
-    body = fit(text, GITHUB_LIMIT - len(mark) - 4, ci.run_url or str(path.with_suffix(".html"))).rstrip("\n")
-    body += "\n\n" + mark
-    client = Client(repo, token, ci.api_url or DEFAULT_API, retries=retries, author=author)
+    body = marked_body(text, sha, label, ci.run_url or str(path.with_suffix(".html")))
     try:
         chosen = parse_target(target)
         if chosen is None:

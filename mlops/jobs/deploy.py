@@ -5,23 +5,29 @@ vouches for (the model file's sha256, the artifact's DVC hash). The deploy capab
 then delivers it:
 
 - local: install into the model store, canary on the running `mlops serve`, golden check, canary window; on pass
-  the server promotes it and this job assigns the stage tag (`registry.production_stage`) through the registry, as
+  the server promotes it and this job assigns the environment's stage tag through the registry, as
   `mlops promote --ref NAME@vX.Y.Z --stage STAGE` would. On fail the server is rolled back, no tag is written, and
   the CanaryFailed error (exit 1) carries the checks.
 - kserve: an InferenceService, applied with kubectl or written for GitOps. A cluster runs its own rollout and
   nothing here observes it, so no stage tag is written: assign it once the cluster's canary is verified, then
   `mlops deploy --target kserve --stage production` renders the full rollout.
+
+Environments (`deploy.environments`, config.DeployParams.environment): each has its own server or namespace,
+token variable and stage (staging assigns `staging`, production `registry.production_stage`). Before anything is
+fetched, the registry's admission rule (registry.environments) refuses a version that the stage the environment
+requires (production: staging) never held; production without --ref takes the version that stage holds now.
+Without `environments` there is one environment, production, with no such rule, as before.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from mlops import git, project
-from mlops.config import PARAMS_FILE, DeployParams, RegistryParams, load_sections
+from mlops.config import PARAMS_FILE, DeployEnvironment, RegistryParams, load_sections
 from mlops.deploy import (
     Check,
     Release,
@@ -33,10 +39,11 @@ from mlops.deploy import (
     release_from_block,
 )
 from mlops.errors import DeployError, GitError, MlopsError, RefNotFound
+from mlops.formats import tagmeta
 from mlops.github import LOCAL, CIContext
 from mlops.jobs.promote import PromoteOptions, promote
 from mlops.progress import Progress, silent
-from mlops.registry import metadata
+from mlops.registry import environments, provenance
 from mlops.registry.tags import ArtifactState, VersionInfo, build_state, parse_tag_name, read_events
 
 Target = Literal["local", "kserve"]
@@ -45,9 +52,10 @@ Action = Literal["deployed", "already_serving", "applied", "written"]
 
 @dataclass(frozen=True)
 class DeployOptions:
-    target: Target = "local"
+    target: Target | None = None  # None: the environment's (local without environments)
     ref: str | None = None  # NAME@vX.Y.Z
     stage: str | None = None  # or the version this stage points at
+    environment: str | None = None  # a name under deploy.environments (None: production)
     push: bool = True  # push the stage tag (local target)
     storage_uri: str | None = None  # kserve: where the cluster loads the model ({artifact}, {version}, {sha256})
     kubectl: str | None = None  # kserve: the kubectl to use (default: the one on PATH)
@@ -70,6 +78,8 @@ class DeployResult:
     pushed: bool = False
     steps: tuple[str, ...] = ()  # the plan that was carried out
     notes: tuple[str, ...] = field(default_factory=tuple)
+    environment: str = "production"
+    admitted_by: str | None = None  # the assignment tag of the required stage that let the version in
 
     @property
     def ref(self) -> str:
@@ -79,12 +89,12 @@ class DeployResult:
 @dataclass(frozen=True)
 class _Config:
     registry: RegistryParams
-    deploy: DeployParams
+    env: DeployEnvironment  # the environment this run delivers to, its settings resolved
 
 
-def _config(root: Path) -> _Config:
+def _config(root: Path, environment: str | None) -> _Config:
     sections = load_sections(root / PARAMS_FILE)
-    return _Config(sections.registry, sections.deploy)
+    return _Config(sections.registry, sections.deploy.environment(environment, sections.registry.production_stage))
 
 
 def _fetch_tags(root: Path, reg: RegistryParams, artifact: str, options: DeployOptions, progress: Progress) -> None:
@@ -107,8 +117,12 @@ def _artifact_path(root: Path, reg: RegistryParams, name: str) -> str:
 
 
 def _release(root: Path, reg: RegistryParams, art: ArtifactState, info: VersionInfo) -> Release:
-    return release_from_block(art.name, info.version, info.tag, info.commit, metadata.parse_block(info.message),
-                              _artifact_path(root, reg, art.name), reg.model_file)
+    """The release INFO describes, once the registry's provenance rule vouches for it (on main, tagged by the
+    promote identity or signed): a tag anyone pushed never reaches a server or a cluster."""
+    provenance.check(root, info, reg)
+    return release_from_block(art.name, info.version, info.tag, info.commit,
+                              tagmeta.read(info.message, f"tag {info.tag}"), _artifact_path(root, reg, art.name),
+                              reg.model_file)
 
 
 def resolve(root: Path, reg: RegistryParams, options: DeployOptions,
@@ -117,6 +131,13 @@ def resolve(root: Path, reg: RegistryParams, options: DeployOptions,
     if (options.ref is None) == (options.stage is None):
         raise DeployError("name exactly one of --ref NAME@vX.Y.Z and --stage STAGE",
                           hint="e.g. mlops deploy --target local --ref churn-model@v1.2.0")
+    release, art, _ = _resolve(root, reg, options, progress)
+    return release, art
+
+
+def _resolve(root: Path, reg: RegistryParams, options: DeployOptions, progress: Progress,
+             env: DeployEnvironment | None = None) -> tuple[Release, ArtifactState, str | None]:
+    """resolve(), admitted into ENV: also the assignment tag that vouched for the version (None: no rule)."""
     if options.ref is not None:
         parsed = parse_tag_name(options.ref)
         if parsed is None or parsed.kind != "register" or not parsed.version:
@@ -140,7 +161,12 @@ def resolve(root: Path, reg: RegistryParams, options: DeployOptions,
             raise RefNotFound(f"{name} has no version in stage '{stage}'",
                               hint=f"assign one (`mlops promote --ref {name}@vX.Y.Z --stage {stage}`) or use --ref")
         info = found
-    return _release(root, reg, art, info), art
+    admitted = None
+    if env is not None:
+        # before provenance and fetch: a version this environment may not take is refused with nothing touched
+        admitted = environments.admit(events, name, info.version, stage=env.stage, requires=env.requires,
+                                      environment=env.name).tag
+    return _release(root, reg, art, info), art, admitted
 
 
 def _assign(root: Path, release: Release, stage: str, options: DeployOptions, progress: Progress,
@@ -156,8 +182,8 @@ def _assign(root: Path, release: Release, stage: str, options: DeployOptions, pr
 
 
 def _local(root: Path, cfg: _Config, release: Release, art: ArtifactState, options: DeployOptions,
-           progress: Progress, ci: CIContext) -> DeployResult:
-    params = cfg.deploy
+           progress: Progress, ci: CIContext, admitted: str | None) -> DeployResult:
+    params = cfg.env.params
     server = Server(params.server_url, os.environ.get(params.token_env))
     store = Path(params.store)
     store = store if store.is_absolute() else root / store
@@ -165,7 +191,7 @@ def _local(root: Path, cfg: _Config, release: Release, art: ArtifactState, optio
     for step in plan.steps:
         progress(f"deploy plan: {step}")
     outcome = apply_local(root, plan, server, params, progress)
-    stage = cfg.registry.production_stage
+    stage = cfg.env.stage
     current = art.stages.get(stage)
     if outcome.action == "already_serving" and options.assign_stage and \
             (current is None or current.version != release.version):
@@ -178,14 +204,15 @@ def _local(root: Path, cfg: _Config, release: Release, art: ArtifactState, optio
     stage_tag, pushed = _assign(root, release, stage, options, progress, ci) if options.assign_stage else (None, False)
     return DeployResult(outcome.action, "local", release.artifact, release.version, release.commit, outcome.previous,
                         outcome.checks, server.url, outcome.source, stage, stage_tag, pushed, plan.steps,
-                        outcome.notes)
+                        outcome.notes, cfg.env.name, admitted)
 
 
 def _kserve(root: Path, cfg: _Config, release: Release, art: ArtifactState, options: DeployOptions,
-            progress: Progress) -> DeployResult:
-    current = art.stages.get(cfg.registry.production_stage)
+            progress: Progress, admitted: str | None) -> DeployResult:
+    stage = cfg.env.stage
+    current = art.stages.get(stage)
     stable = _release(root, cfg.registry, art, current) if current and current.version != release.version else None
-    plan = plan_kserve(root, release, stable, cfg.deploy, storage_uri=options.storage_uri, kubectl=options.kubectl,
+    plan = plan_kserve(root, release, stable, cfg.env.params, storage_uri=options.storage_uri, kubectl=options.kubectl,
                        progress=progress)
     for step in plan.steps:
         progress(f"deploy plan: {step}")
@@ -195,21 +222,31 @@ def _kserve(root: Path, cfg: _Config, release: Release, art: ArtifactState, opti
         notes.append(f"no kubectl context: wrote {delivered.where} for Argo CD or Flux to sync (commit it)")
     if plan.manifest.stable:
         notes.append(f"the cluster runs {release.version} as a canary beside {plan.manifest.stable}; once it is "
-                     f"verified there: `mlops promote --ref {release.ref} --stage {cfg.registry.production_stage}`, "
-                     f"then `mlops deploy --target kserve --stage {cfg.registry.production_stage}` for all traffic")
+                     f"verified there: `mlops promote --ref {release.ref} --stage {stage}`, "
+                     f"then `mlops deploy --target kserve --stage {stage}` for all traffic")
     return DeployResult(delivered.how, "kserve", release.artifact, release.version, release.commit,
-                        plan.manifest.stable, (), delivered.where, "", None, None, False, plan.steps, tuple(notes))
+                        plan.manifest.stable, (), delivered.where, "", None, None, False, plan.steps, tuple(notes),
+                        cfg.env.name, admitted)
 
 
 def deploy(root: Path = Path("."), options: DeployOptions = DeployOptions(), progress: Progress = silent,
            ci: CIContext = LOCAL) -> DeployResult:
     """Deliver the version that OPTIONS name to OPTIONS.target; see the module docstring."""
     root = git.toplevel(root)
-    cfg = _config(root)
-    release, art = resolve(root, cfg.registry, options, progress)
-    if options.target == "kserve":
-        return _kserve(root, cfg, release, art, options, progress)
+    cfg = _config(root, options.environment)
+    env = cfg.env
+    if options.ref is None and options.stage is None and env.requires is not None:
+        options = replace(options, stage=env.requires)  # production: the version staging holds now
+    if (options.ref is None) == (options.stage is None):
+        hint = f" (or give {env.name} a `requires` stage to deliver from)" if env.configured else ""
+        raise DeployError("name exactly one of --ref NAME@vX.Y.Z and --stage STAGE",
+                          hint=f"e.g. mlops deploy --ref churn-model@v1.2.0{hint}")
+    release, art, admitted = _resolve(root, cfg.registry, options, progress, env)
+    if admitted is not None:
+        progress(f"deploy: {release.ref} may enter {env.name}: {admitted}")
+    if (options.target or env.target) == "kserve":
+        return _kserve(root, cfg, release, art, options, progress, admitted)
     if options.storage_uri is not None:
         raise DeployError("--storage-uri is for --target kserve", hint="the local server loads from its store")
-    return _local(root, cfg, release, art, options, progress, ci)
+    return _local(root, cfg, release, art, options, progress, ci, admitted)
 

@@ -13,6 +13,7 @@ from mlops.jobs.report import (
     gate_report,
     load_report_config,
     read_commit,
+    read_side,
     read_workspace,
     resolve_base,
     resolve_production,
@@ -36,16 +37,20 @@ def gate(root: Path = Path("."), *, against: Against = "base", base: str | None 
     if not head.metrics:
         raise ReportError("no metrics in the workspace", hint="run the pipeline first (`mlops run`)")
     ref_state: State | None = None
+    missing: str | None = None  # why the reference side could not be had: its relative gates are not evaluated
     if against == "production":
-        commit, ref, _ = resolve_production(root, cfg, "auto")
-        if commit is not None:
-            ref_state = read_commit(root, cfg, specs, commit, "production", "production", ref, progress)
+        found, ref, _ = resolve_production(root, cfg, "auto")
+        if found is not None:
+            prod = found
+            ref_state, missing = read_side(lambda: read_commit(root, cfg, specs, prod, "production", "production",
+                                                               ref, progress), progress)
     elif against == "base":
         commit, name = resolve_base(root, base, cfg.registry.main_branch)
-        ref_state = read_commit(root, cfg, specs, commit, "base", name, name, progress)
+        ref_state, missing = read_side(lambda: read_commit(root, cfg, specs, commit, "base", name, name, progress),
+                                       progress)
     else:
         raise ReportError(f"--against must be base or production, got '{against}'")
-    report = gate_report(cfg, head, ref_state, against)
+    report = gate_report(cfg, head, ref_state, against, missing)
     if not report.passed:
         raise blocked(report, "", "thresholds are under `gates:` in params.yaml")
     return report

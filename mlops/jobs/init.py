@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-from mlops import __version__, dvc, git, project
+from mlops import __version__, dvc, git, project, versions
 from mlops.config import PARAMS_FILE, RegistryParams, load_sections
 from mlops.errors import DvcError, InitError, ParamsInvalid
 from mlops.files import load_yaml, parse_structured
@@ -45,14 +45,24 @@ FILES: dict[str, str] = {
     "mlops-promote.yml": ".github/workflows/mlops-promote.yml",
     "mlops-deploy.yml": ".github/workflows/mlops-deploy.yml",
     "mlops-monitor.yml": ".github/workflows/mlops-monitor.yml",
+    "mlops-stage-tag.yml": ".github/workflows/mlops-stage-tag.yml",
+    "mlops-cml-runner.yml": ".github/workflows/mlops-cml-runner.yml",
     "actionlint.yaml": ".github/actionlint.yaml",
+    # alerting rules and a Grafana dashboard for the server's and the monitor's metrics (templates/observability)
+    "../observability/alerts.yml": "observability/prometheus-rules.yml",
+    "../observability/dashboard.json": "observability/grafana-dashboard.json",
 }
 # Placeholders a template line may leave out: the line goes when the value is empty.
 _OPTIONAL = ("__EXTRAS__", "__REQUIREMENTS__")
 _SHA = re.compile(r"[0-9a-f]{40}")
 _REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
-_VERSION = re.compile(r"v\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?")
-_REQUIREMENTS = ("requirements.lock", "requirements.txt", "requirements/runtime.lock", "requirements/main.txt")
+# Folders never searched for requirements (environments, vendored trees, tool state).
+_SKIP_DIRS = frozenset({".git", ".dvc", ".venv", "venv", "env", ".tox", ".nox", "node_modules", "site-packages",
+                        "__pycache__", ".mlops", ".github", "build", "dist"})
+# Names of requirements files that describe something else than what the pipeline runs.
+_OTHER_PURPOSE = re.compile(r"(?:^|[-_.])(?:dev|test|tests|testing|docs?|lint|ci|build|bench)(?:[-_.]|$)")
+# A requirement pinned to one version (== or ===), or a direct reference (URL / VCS with a commit, a wheel file).
+_PINNED = re.compile(r"(?:===?\s*[^\s,;*]+\s*(?:;|$|\s--hash|\s\\))|(?:\s@\s|^[a-z+]+://|\.whl\b)")
 
 FileAction = Literal["created", "updated", "unchanged", "kept", "overwritten"]
 
@@ -74,6 +84,22 @@ class FileOutcome:
 
 
 @dataclass(frozen=True)
+class Requirements:
+    """The project's requirements as `mlops init` found them: the file the setup steps install, how many of its
+    requirements pin an exact version, and the other candidates it saw."""
+
+    path: str  # relative to the project; `pyproject.toml` for [project] dependencies
+    requirements: int  # requirement lines (options and comments left out)
+    pinned: int
+    hashed: bool  # every requirement carries --hash (a lock uv installs with --require-hashes)
+    candidates: tuple[str, ...]
+
+    @property
+    def pins_nothing(self) -> bool:
+        return self.requirements > 0 and self.pinned == 0
+
+
+@dataclass(frozen=True)
 class InitResult:
     root: Path
     actions: Actions
@@ -86,6 +112,7 @@ class InitResult:
     params_added: tuple[str, ...]  # sections appended to params.yaml
     notes: tuple[str, ...]
     next_steps: tuple[str, ...]
+    package_stage: str | None = None  # the dvc.yaml text of a `package` stage to add (None: packaged already)
 
 
 def check_actions(actions: Actions) -> Actions:
@@ -95,7 +122,7 @@ def check_actions(actions: Actions) -> Actions:
                         hint="pass the toolkit's release commit: --actions-sha $(git rev-parse vX.Y.Z^{commit})")
     if not _REPO.fullmatch(actions.repo):
         raise InitError(f"actions repository '{actions.repo}' is not OWNER/NAME", hint=f"e.g. {TOOLKIT_REPO}")
-    if not _VERSION.fullmatch(actions.version):
+    if not versions.is_valid(actions.version):
         raise InitError(f"actions version '{actions.version}' is not vX.Y.Z", hint="e.g. v0.1.0")
     return actions
 
@@ -120,6 +147,66 @@ def _headline(root: Path, metrics_files: list[str], configured: str | None) -> s
     return project.headline(configured, metrics_of(files, metrics_files))
 
 
+def _requirement_lines(text: str) -> list[str]:
+    """The requirement lines of a pip requirements file: comments, blanks and options (-r, -c, --index-url...)
+    dropped, continuation lines (`\\` then `--hash=...`) joined."""
+    joined = re.sub(r"\\\s*\n", " ", text)
+    lines = [ln.split(" #", 1)[0].strip() for ln in joined.splitlines()]
+    return [ln for ln in lines if ln and not ln.startswith(("#", "-"))]
+
+
+def _pyproject_dependencies(path: Path) -> list[str] | None:
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    deps = (data.get("project") or {}).get("dependencies") if isinstance(data, dict) else None
+    return [str(d) for d in deps] if isinstance(deps, list) and deps else None
+
+
+def _rank(rel: str) -> tuple[int, int, int, str]:
+    """Sort key among candidates: a lock (pinned, hashed) before a plain list before pyproject.toml's ranges, then
+    the top level before one folder down, then the file named for running the project before its variants."""
+    name = rel.rsplit("/", 1)[-1]
+    depth = rel.count("/")
+    kind = 2 if name == "pyproject.toml" else 0 if name.endswith(".lock") or "lock" in name else 1
+    exact = 0 if name in ("requirements.txt", "requirements.lock") else 1
+    return kind, depth, exact, rel
+
+
+def find_requirements(root: Path) -> Requirements | None:
+    """The project's requirements where projects keep them: `requirements*.txt` or a pip-installable lock
+    (`requirements*.lock`, `*.lock` under a requirements/ folder) at the top or one folder down, else the
+    `[project] dependencies` of pyproject.toml (top or one down). Files for development, tests or docs are
+    skipped while another candidate exists. None when there is nothing."""
+    found: list[str] = []
+    folders = [root, *sorted(p for p in root.iterdir() if p.is_dir() and p.name not in _SKIP_DIRS
+                             and not p.name.startswith("."))]
+    for folder in folders:
+        for path in sorted(folder.iterdir()):
+            name = path.name
+            if not path.is_file():
+                continue
+            rel = path.relative_to(root).as_posix()
+            if (name.startswith("requirements") and name.endswith((".txt", ".lock"))) \
+                    or (folder.name == "requirements" and name.endswith((".txt", ".lock"))) \
+                    or (name == "pyproject.toml" and _pyproject_dependencies(path)):
+                found.append(rel)
+    if not found:
+        return None
+    for_running = [r for r in found if not _OTHER_PURPOSE.search(r.rsplit("/", 1)[-1].rsplit(".", 1)[0])]
+    chosen = sorted(for_running or found, key=_rank)[0]
+    if chosen.endswith("pyproject.toml"):
+        lines = _pyproject_dependencies(root / chosen) or []
+    else:
+        lines = _requirement_lines((root / chosen).read_text(encoding="utf-8", errors="replace"))
+    pinned = sum(1 for ln in lines if _PINNED.search(ln))
+    hashed = bool(lines) and all("--hash=" in ln for ln in lines)
+    return Requirements(chosen, len(lines), pinned, hashed, tuple(r for r in sorted(found, key=_rank) if r != chosen))
+
+
 def _production_stage(root: Path, registry: RegistryParams, artifact: str | None) -> str:
     """The configured stage, else `prod` when the project's GTO tags use it and not `production`."""
     if "production_stage" in registry.model_fields_set or artifact is None:
@@ -133,6 +220,54 @@ def _uses_mlops_stages(dvc_yaml: dict[str, Any]) -> bool:
     stages = dvc_yaml.get("stages") or {}
     return isinstance(stages, dict) and any("mlops stage" in str(s.get("cmd", "")) for s in stages.values()
                                             if isinstance(s, dict))
+
+
+# Placeholders of the suggested package stage: what init cannot read off the project.
+PACKAGE_PLACEHOLDERS = ("<TARGET COLUMN>", "<binary|multiclass|regression>", "<HELD-OUT DATA>", "<MODEL FILE>")
+
+
+def _data_paths(dvc_yaml: dict[str, Any]) -> list[str]:
+    """Every dependency and output path dvc.yaml names, in order."""
+    out: list[str] = []
+    stages = dvc_yaml.get("stages") or {}
+    for stage in stages.values() if isinstance(stages, dict) else ():
+        for key in ("deps", "outs"):
+            for entry in (stage.get(key) or []) if isinstance(stage, dict) else []:
+                path = next(iter(entry), None) if isinstance(entry, dict) else entry
+                if isinstance(path, str) and path not in out:
+                    out.append(path)
+    return out
+
+
+def package_stage(root: Path, artifact: dvc.Artifact, dvc_yaml: dict[str, Any]) -> str | None:
+    """The dvc.yaml text of a `mlops package` stage for ARTIFACT, or None when it is packaged already (an
+    mlops-model.yaml in it, or a stage that runs `mlops package`). Its output is a folder of its own (`package`):
+    an output inside the training stage's would overlap it, so the artifact's path moves there too. What cannot be
+    read off the project (the target, the task, sometimes the data) is a <PLACEHOLDER>."""
+    from mlops.formats.manifest import MANIFEST_FILE
+    from mlops.packaging import SUFFIX_RUNTIMES
+
+    where = root / artifact.path
+    stages = dvc_yaml.get("stages") or {}
+    if (where / MANIFEST_FILE).is_file() or (isinstance(stages, dict) and any(
+            "mlops package" in str(s.get("cmd", "")) for s in stages.values() if isinstance(s, dict))):
+        return None
+    if where.is_dir():
+        found = sorted(p.name for p in where.iterdir() if p.is_file() and p.suffix.lower() in SUFFIX_RUNTIMES)
+        model = f"{artifact.path.rstrip('/')}/{found[0] if found else PACKAGE_PLACEHOLDERS[3]}"
+    else:
+        model = artifact.path
+    held_out = [p for p in _data_paths(dvc_yaml) if Path(p).suffix.lower() in (".csv", ".parquet", ".pq")
+                and set(re.findall(r"[a-z]+", Path(p).stem.lower())) & project.HELD_OUT]
+    data = held_out[0] if held_out else PACKAGE_PLACEHOLDERS[2]
+    out = "package" if artifact.path.rstrip("/") != "package" else "model-package"
+    cmd = (f"mlops package --model {model} --data {data} --target {PACKAGE_PLACEHOLDERS[0]} "
+           f"--task {PACKAGE_PLACEHOLDERS[1]}")
+    if Path(model).suffix.lower() not in SUFFIX_RUNTIMES:
+        cmd += " --runtime <xgboost|lightgbm|sklearn|onnx|python>"
+    doc = {"stages": {"package": {"cmd": f"{cmd} --out {out}", "deps": [model, data], "outs": [out]}},
+           "artifacts": {artifact.name: {"path": out, "type": "model"}}}
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1000)
 
 
 def render(template: str, values: dict[str, str]) -> str:
@@ -221,7 +356,8 @@ def _append_params(root: Path, sections: dict[str, Any]) -> tuple[str, ...]:
     return tuple(missing)
 
 
-def _next_steps(production: str, requirements: str | None, kept: bool) -> tuple[str, ...]:
+def _next_steps(production: str, requirements: Requirements | None, kept: bool,
+                package: str | None = None) -> tuple[str, ...]:
     steps = [
         "Commit what mlops init wrote (.github/, .mlops/init.json, params.yaml) and open a pull request.",
         "Runners: pull requests of this repository run on a self-hosted runner with the labels [self-hosted, gpu] "
@@ -239,8 +375,19 @@ def _next_steps(production: str, requirements: str | None, kept: bool) -> tuple[
         f"Stage tags: deploys assign `{production}` (NAME#{production}#N); pushing such a tag by hand deploys it.",
     ]
     if requirements is None:
-        steps.insert(1, "Dependencies: no requirements file was found; add `requirements: <your lock file>` to the "
-                        "setup steps so that the pipeline's stages find their packages on the runner.")
+        steps.insert(1, "Dependencies: no requirements file was found (requirements*.txt or a lock file at the top "
+                        "or one folder down, or [project] dependencies in pyproject.toml); add `requirements: <your "
+                        "lock file>` to the setup steps so that the pipeline's stages find their packages.")
+    elif requirements.pinned < requirements.requirements:
+        steps.insert(1, f"Pin {requirements.path}: CI installs whatever versions are newest on the day it runs, so "
+                        "two runs of the same commit can train different models. Lock it, e.g. `uv pip compile "
+                        f"--generate-hashes {requirements.path} -o requirements.lock`, and rerun mlops init.")
+    if package is not None:
+        steps.insert(0, "Package the model: merge the `package` stage printed below into dvc.yaml (its `stages:` "
+                        "and its `artifacts:` entry, whose path moves to the package folder), replace each "
+                        "<PLACEHOLDER> (the target column, the task, the held-out data if none was found), then "
+                        "`dvc repro package` and commit. mlops init does not edit dvc.yaml itself: rewriting it "
+                        "would drop your comments and formatting.")
     if kept:
         steps.insert(0, "Some files were kept because you changed them: compare them with what mlops init would "
                         "write (rerun with --force to overwrite).")
@@ -256,12 +403,18 @@ def init(path: Path, actions: Actions, *, force: bool = False, artifact: str | N
     registry = sections.registry if artifact is None else sections.registry.model_copy(update={"artifact": artifact})
     notes: list[str] = []
     model: str | None = None
+    found_artifact: dvc.Artifact | None = None
     if registry.artifact is None and not any(a.type == "model" for a in dvc.artifacts(root).values()):
         notes.append(f"{dvc.DVC_YAML} declares no artifact of type model: the report works, promote and deploy "
                      "need one (declare the model under `artifacts:` with `type: model`, then rerun mlops init)")
     else:
-        model = project.resolve_artifact(root, registry).name  # ambiguous or unknown: its error names the choices
+        found_artifact = project.resolve_artifact(root, registry)  # ambiguous or unknown: its error names them
+        model = found_artifact.name
     dvc_yaml = dvc.read_dvc_yaml(root)
+    stage_text = package_stage(root, found_artifact, dvc_yaml) if found_artifact is not None else None
+    if stage_text is not None:
+        notes.append(f"model artifact {model}: no mlops-model.yaml, so serve, deploy and monitor cannot load it "
+                     "yet: add the `package` stage printed below to dvc.yaml")
     metrics_files = dvc.metrics_paths(dvc_yaml)
     headline = _headline(root, metrics_files, sections.report.headline)
     if not metrics_files:
@@ -269,13 +422,22 @@ def init(path: Path, actions: Actions, *, force: bool = False, artifact: str | N
     elif headline is None:
         notes.append(f"no metric found in {', '.join(metrics_files)} (not reproduced yet?): no gate added")
     production = _production_stage(root, registry, model)
-    requirements = next((r for r in _REQUIREMENTS if (root / r).is_file()), None)
+    requirements = find_requirements(root)
+    if requirements is not None:
+        others = f" (also found: {', '.join(requirements.candidates)})" if requirements.candidates else ""
+        notes.append(f"requirements: {requirements.path} is installed by the setup steps{others}")
+        if requirements.pins_nothing:
+            notes.append(f"warning: {requirements.path} pins nothing (no `==` version in its "
+                         f"{requirements.requirements} requirements): CI runs are not reproducible")
+        elif requirements.pinned < requirements.requirements:
+            notes.append(f"warning: {requirements.path} pins {requirements.pinned} of its "
+                         f"{requirements.requirements} requirements: CI runs are not reproducible")
     progress(f"init: model artifact {model or 'none'}, metrics {', '.join(metrics_files) or 'none'}, "
              f"production stage {production}")
 
     values = {"__ACTIONS__": actions.repo, "__SHA__": actions.sha, "__VERSION__": actions.version,
               "__PRODUCTION__": production, "__EXTRAS__": "pipeline" if _uses_mlops_stages(dvc_yaml) else "",
-              "__REQUIREMENTS__": requirements or ""}
+              "__REQUIREMENTS__": requirements.path if requirements else ""}
     recorded = _read_record(root)
     templates = resources.files("mlops") / "templates" / "init"
     outcomes = []
@@ -297,6 +459,11 @@ def init(path: Path, actions: Actions, *, force: bool = False, artifact: str | N
     if reg:
         wanted["registry"] = reg
     added = _append_params(root, wanted)
+    if "gates" in added and headline is not None:
+        measured = {"held-out": "a held-out metric", "train": "a train metric: no held-out one was found",
+                    "": "the first metric: none is named for held-out data"}[project.split(headline)]
+        rule = next(iter(wanted["gates"][headline]))
+        notes.append(f"gate: {headline} ({measured}), {rule} 0.01 against main and production")
 
     # Record what is ours now: files written or found as we would write them. Kept files keep their old record.
     record = dict(recorded)
@@ -312,5 +479,6 @@ def init(path: Path, actions: Actions, *, force: bool = False, artifact: str | N
         record_path.write_text(text, encoding="utf-8")
 
     kept = any(o.action == "kept" for o in outcomes)
-    return InitResult(root, actions, model, tuple(metrics_files), headline, production, requirements,
-                      tuple(outcomes), added, tuple(notes), _next_steps(production, requirements, kept))
+    return InitResult(root, actions, model, tuple(metrics_files), headline, production,
+                      requirements.path if requirements else None, tuple(outcomes), added, tuple(notes),
+                      _next_steps(production, requirements, kept, stage_text), stage_text)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from mlops import project
 from mlops.config import PARAMS_FILE, load_sections
 from mlops.errors import MlopsError
+from mlops.formats.profile import ReferenceProfile, read_profile
 from mlops.github.context import LOCAL, CIContext
 from mlops.monitor import (
     MonitorAlert,
@@ -27,12 +28,11 @@ from mlops.monitor import (
     iso_z,
     load_monitor_params,
     parse_duration,
-    read_labels,
     read_table,
     run,
     write_reports,
 )
-from mlops.profile import load_profile
+from mlops.monitor.tasks import read_task_labels
 from mlops.progress import Progress, silent
 from mlops.registry import stage_commit
 
@@ -55,13 +55,19 @@ def production_registration(root: Path) -> tuple[Registered, str | None]:
     return (info.version, info.created), None
 
 
-def model_scorer(profile: dict[str, Any], model_path: Path) -> Scorer | None:
-    """A scorer of encoded rows by the model beside the reference (loaded on first use), or None without one."""
+def model_scorer(profile: ReferenceProfile, model_path: Path) -> Scorer | None:
+    """A scorer of encoded rows by the model beside the reference (loaded on first use), or None without one: a
+    model package through its runtime (mlops.monitor.scoring), else the churn stages' xgboost model."""
+    from mlops.monitor.scoring import package_scorer
+
+    packaged = package_scorer(model_path.parent)
+    if packaged is not None:
+        return packaged
     if not model_path.is_file():
         return None
     from mlops import features
 
-    iface = features.parse_interface(profile["interface"], "reference profile")
+    iface = features.ModelInterface.of(profile.schema.interface.inputs, profile.schema.output)
     loaded: list[Any] = []
 
     def score(matrix: Any) -> Any:
@@ -90,11 +96,25 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
             out: Path | None = None, registered: Registered | Literal["auto"] = "auto",
             now: datetime | None = None, params: MonitorParams | None = None,
             progress: Progress = silent, retrain: bool = False, ci: CIContext = LOCAL,
-            publish: Path | None = None) -> MonitorResult:
+            publish: Path | None = None, alarm_issue: bool | None = None, scheduler: str | None = None,
+            client: Any = None) -> MonitorResult:
     """The monitoring result when healthy; MonitorAlert carrying it when a threshold is crossed (the reports are
     written either way). RETRAIN: when alarming, also the retraining pull request (mlops.jobs.retrain), and the
     alert is a RetrainAlert that carries what it did. PUBLISH: a model store whose server exports this result's
-    gauges on its /metrics (written healthy or not, before any alert)."""
+    gauges on its /metrics (written healthy or not, before any alert). ALARM_ISSUE: keep the sticky alarm issue
+    on GitHub (None: in Actions with a token); the report goes to the job summary on every run (mlops.jobs.alarm).
+    SCHEDULER: read the window on that Dask cluster (`local`: a LocalCluster here), or on CLIENT's; CURRENT may
+    be a directory of part files (what `mlops predict` writes), one task per file."""
+    if client is None and scheduler:
+        from mlops.jobs.predict import dask_client
+
+        with dask_client(scheduler) as c:
+            return monitor(root, log=log, current=current, reference=reference, since=since, labels=labels,
+                           out=out, registered=registered, now=now, params=params, progress=progress,
+                           retrain=retrain, ci=ci, publish=publish, alarm_issue=alarm_issue, client=c)
+    from mlops.jobs import alarm
+
+    issue = alarm.wanted(ci, alarm_issue)
     if retrain:
         from mlops.jobs.retrain import require_labels
 
@@ -109,28 +129,29 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
                                     "--current FILE (raw records)", hint="or set monitor.log_dir in params.yaml")
         log = root / cfg.log_dir
     ref_path = reference if reference is not None else root / cfg.reference
-    profile = load_profile(ref_path)
-    output = profile["interface"].get("output") or {}
-    output_name = str(output.get("name") or "probability")
-    target = output.get("label")
-    positive = output.get("positive")
-    names = [str(f["name"]) for f in profile["interface"]["features"]]
+    ref = read_profile(ref_path)
+    profile = dict(ref.doc)
+    output_name, target, positive, names = ref.output_name, ref.label, ref.positive, ref.feature_names
     cutoff = iso_z(moment - parse_duration(since)) if since else None
-    label_map = read_labels(labels, target, positive) if labels is not None else None
+    label_map = read_task_labels(labels, profile, target, positive) if labels is not None else None
     notes: list[str] = []
     read = ReadStats()
+    tables: list[Path] = []
+    chunks: Any = None
     if current is not None:
-        categorical = [str(f["name"]) for f in profile["interface"]["features"] if f["type"] == "category"]
-        chunks = read_table(current, names, output_name, target, categorical=categorical, chunk_rows=cfg.chunk_rows,
-                            stats=read)
-        scorer = model_scorer(profile, ref_path.parent / _model_file(root))
+        categorical = ref.categorical
+        tables = current_files(current)
+        if client is None:
+            chunks = (c for f in tables for c in read_table(f, names, output_name, target, categorical=categorical,
+                                                         chunk_rows=cfg.chunk_rows, stats=read))
+        scorer = model_scorer(ref, ref_path.parent / _model_file(root))
         source, path = "file", str(current)
         if since:
             notes.append("--since applies to request logs only: the whole file was checked")
             cutoff = None
     else:
         assert log is not None  # one of the two is set above
-        chunks, scorer = None, None
+        scorer = None
         source, path = "logs", str(log)
     if registered == "auto":
         reg, why = production_registration(root)
@@ -141,12 +162,15 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
     progress(f"monitor: checking {source} {path} against {ref_path}")
     result = run(profile, chunks, cfg, read, source=source, path=path, reference=str(ref_path), labels=label_map,
                  scorer=scorer, since=cutoff, registered=reg, now=moment, notes=notes, progress=progress,
-                 log_dir=log if current is None else None)
-    files = write_reports(result, out if out is not None else root / DEFAULT_OUT, plots=cfg.plots, root=root)
+                 log_dir=log if current is None else None, client=client, files=tables)
+    stats, why = alarm.delivery(root, ci, moment, use_github=issue, progress=progress)
+    files = write_reports(result, out if out is not None else root / DEFAULT_OUT, plots=cfg.plots, root=root,
+                          delivery=stats.lines() if stats else [("delivery figures", why or "unavailable")])
     result = dataclasses.replace(result, files=files)
     if publish is not None:
-        written = _publish(root, publish, result, moment)
+        written = _publish(root, publish, result, moment, stats.gauges() if stats else [])
         progress(f"monitor: gauges published to {written} (the server's /metrics exports them)")
+    alarm.publish(root, result, ci, issue=issue, now=moment, progress=progress)
     if retrain and not result.healthy:
         from mlops.jobs.retrain import RetrainAlert
         from mlops.jobs.retrain import retrain as retrain_job
@@ -160,7 +184,24 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
     return result
 
 
-def _publish(root: Path, store: Path, result: MonitorResult, moment: datetime) -> Path:
+TABLE_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".csv.gz", ".tsv.gz")
+
+
+def current_files(path: Path) -> list[Path]:
+    """PATH, or the data files of the directory PATH (name order; `_` and `.` files are metadata): a partitioned
+    output such as `mlops predict` writes."""
+    if not path.is_dir():
+        return [path]
+    found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(TABLE_SUFFIXES)
+                   and not any(part.startswith(("_", ".")) for part in p.relative_to(path).parts))
+    if not found:
+        raise MonitorInputError(f"{path}: no .parquet or .csv files in this directory",
+                                hint="pass a CSV or Parquet file of raw records, or a directory of them")
+    return found
+
+
+def _publish(root: Path, store: Path, result: MonitorResult, moment: datetime,
+             extra: list[tuple[str, dict[str, str], float]]) -> Path:
     from mlops import modelstore, project
 
     try:
@@ -172,7 +213,7 @@ def _publish(root: Path, store: Path, result: MonitorResult, moment: datetime) -
                                 "dvc.yaml)", hint="declare it under artifacts: with type: model, or set "
                                                   "registry.artifact in params.yaml")
     try:
-        return modelstore.write_gauges(store, name, result.gauges(), iso_z(moment))
+        return modelstore.write_gauges(store, name, result.gauges() + extra, iso_z(moment))
     except OSError as exc:
         raise MonitorInputError(f"--store {store}: cannot write the gauges ({exc.strerror or type(exc).__name__})"
                                 ) from None

@@ -13,16 +13,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from mlops import __version__, dvc, git, project
+from mlops import __version__, dvc, git, project, versions
 from mlops.config import PARAMS_FILE, GateSpec, RegistryParams, load_sections
 from mlops.errors import DvcError, RefNotFound, RegistryError
 from mlops.files import parse_structured
+from mlops.formats import tagmeta
+from mlops.formats.tagmeta import TagMeta
 from mlops.gates import GateReport, blocked, evaluate_gates, flatten_metrics, metrics_of
 from mlops.github import LOCAL, CIContext
 from mlops.progress import Progress, silent
-from mlops.registry import metadata, model
+from mlops.registry import model
 from mlops.registry.apply import Applied, Plan, apply_with_retries, check_remote
-from mlops.registry.interface import BUMPS, bump_version, diff_interfaces, parse_interface
+from mlops.registry.interface import diff_interfaces, parse_versioned_interface
 from mlops.registry.model import ModelFacts, collect_facts
 from mlops.registry.publish import NewTag
 from mlops.registry.tags import (
@@ -32,8 +34,8 @@ from mlops.registry.tags import (
     build_state,
     epoch,
     parse_tag_name,
-    semver_key,
 )
+from mlops.versions import BUMPS
 
 TRAILER = "model-version"  # `Model-Version: major|minor|patch` in the merge commit's message
 
@@ -95,15 +97,29 @@ def load_registry_config(root: Path) -> RegistryConfig:
 # --- helpers ------------------------------------------------------------------------------------------------
 
 
-def _block(info: VersionInfo | None) -> dict[str, object] | None:
-    return metadata.parse_block(info.message) if info else None
+def _block(info: VersionInfo | None) -> TagMeta | None:
+    """INFO's tag metadata (None: no tag, or a tag without a block); TagMetaInvalid when its block is malformed:
+    a forged or garbled block is refused, never read as production's metrics or the previous interface."""
+    return tagmeta.read(info.message, f"tag {info.tag}") if info else None
+
+
+def _commit_metrics(root: Path, info: VersionInfo) -> tuple[dict[str, float] | None, str | None]:
+    """The metrics of a production version whose tag records none (made by GTO or by hand), read at its commit as
+    the report reads them (git, the DVC cache, the remote, else recomputed); (None, why) when they cannot be had:
+    the relative gates are then not evaluated, and promotion refuses rather than passing them unchecked."""
+    from mlops.jobs.report import load_report_config, read_commit, read_side
+
+    cfg = load_report_config(root)
+    state, missing = read_side(lambda: read_commit(root, cfg, [], info.commit, "production", "production",
+                                                   info.tag), silent)
+    return (dict(state.metrics) if state is not None else None), missing
 
 
 def recorded_hash(info: VersionInfo, root: Path, path: str) -> str | None:
     """The artifact hash a version recorded: its tag's block, else dvc.lock at its commit (tags by other tools)."""
     block = _block(info)
-    if block and block.get("dvc_md5"):
-        return str(block["dvc_md5"])
+    if block and block.dvc_md5:
+        return block.dvc_md5
     raw = git.show_file(info.commit, dvc.DVC_LOCK, root)
     if raw is None:
         return None
@@ -185,10 +201,9 @@ def assign_tag(art: ArtifactState, version: VersionInfo, stage: str, number: int
                previous: str | None, ci: CIContext = LOCAL) -> NewTag:
     name = f"{art.name}#{stage}#{number}"
     head = f"{art.name}: {stage} -> {version.version} ({why})"
-    block = {"action": "assign", "artifact": art.name, "stage": stage, "version": version.version,
-             "number": number, "previous": previous, "reason": why, "commit": version.commit,
-             "run_url": ci.run_url, "mlops": __version__}
-    return NewTag(name, version.commit, metadata.render_message(head, block), date)
+    block = TagMeta(action="assign", artifact=art.name, stage=stage, version=version.version, number=number,
+                    previous=previous, reason=why, commit=version.commit, run_url=ci.run_url, mlops=__version__)
+    return NewTag(name, version.commit, tagmeta.write(head, block), date)
 
 
 # --- promote ------------------------------------------------------------------------------------------------
@@ -204,13 +219,13 @@ def _decide_bump(options: PromoteOptions, trailer: str | None, latest: VersionIn
         return "patch", (f"no model interface ({facts.path} has no feature schema): patch by default; set a "
                          "Model-Version trailer or --bump for another")
     block = _block(latest)
-    raw = block.get("interface") if block else None
+    raw = block.interface if block else None
     if not isinstance(raw, dict):
         notes.append(f"{latest.tag} records no interface: bump patch assumed (override with --bump or a "
                      "Model-Version trailer)")
         return "patch", f"no interface recorded in {latest.version}"
     try:
-        previous = parse_interface(raw)
+        previous = parse_versioned_interface(raw)
     except ValueError:
         return "patch", f"unreadable interface in {latest.version}"
     diff = diff_interfaces(previous, facts.interface)
@@ -247,11 +262,15 @@ def _plan_register(root: Path, cfg: RegistryConfig, name: str, options: PromoteO
         else:
             production = art.stages.get(reg.production_stage)
             prod_block = _block(production)
-            prod_metrics = prod_block.get("metrics") if prod_block else None
-            if production is not None and not isinstance(prod_metrics, dict):
-                notes.append(f"{production.tag} records no metrics: relative gates have nothing to compare with")
+            prod_metrics = prod_block.metrics if prod_block else None
             reference = flatten_metrics(prod_metrics) if isinstance(prod_metrics, dict) else None
-            report = evaluate_gates(cfg.gates, head.metrics, reference, reg.production_stage)
+            missing = None
+            if production is not None and reference is None:
+                reference, missing = _commit_metrics(root, production)
+                notes.append(f"{production.tag} records no metrics: " + (
+                    f"its commit's could not be read either ({missing})" if missing
+                    else "production's metrics were read at its commit, as the report reads them"))
+            report = evaluate_gates(cfg.gates, head.metrics, reference, reg.production_stage, unavailable=missing)
             if not report.passed:
                 raise blocked(report, "nothing tagged",
                               "fix the model or the thresholds under gates: in params.yaml")
@@ -260,19 +279,21 @@ def _plan_register(root: Path, cfg: RegistryConfig, name: str, options: PromoteO
             if latest is None and not made:
                 new, bump, reason = reg.first_version, None, "first version"
             else:
-                base = latest or VersionInfo(name, max(made, key=semver_key), "", "", "", "", "")
+                base = latest or VersionInfo(name, max(made, key=versions.key), "", "", "", "", "")
                 bump, reason = _decide_bump(options, head.trailer, base, facts, notes)
-                new = bump_version(max([base.version, *made], key=semver_key), bump)
+                new = versions.bump(max([base.version, *made], key=versions.key), bump)
             tag = f"{name}@{new}"
             pr = _pr_number(root, ci)
             head_line = f"{name} {new}" + (f" ({bump}: {reason})" if bump else " (first version)")
             body = f"Registered by mlops {__version__} from commit {head.commit[:12]}" + \
                 (f" (PR #{pr})" if pr else "") + "."
-            block = {"action": "register", "version": new, "bump": bump, "bump_reason": reason, **facts.block(),
-                     "metrics": head.metrics, "commit": head.commit, "pr": pr, "run_url": ci.run_url,
-                     "actor": ci.actor, "mlops": __version__}
+            block = TagMeta(action="register", version=new, bump=bump, bump_reason=reason, **facts.block(),
+                            metrics=head.metrics, commit=head.commit, pr=pr, run_url=ci.run_url, actor=ci.actor,
+                            mlops=__version__)
             date = tag_date(events, name)
-            tags.append(NewTag(tag, head.commit, metadata.render_message(head_line, block, body), date))
+            # the headline carries the bump reason, built from feature and category names (data): the writer
+            # makes it one plain line, so no value can start a line of its own (a second metadata block)
+            tags.append(NewTag(tag, head.commit, tagmeta.write(head_line, block, body), date))
             version = VersionInfo(name, new, tag, head.commit, "", "", "")
             action = "registered"
     stage_tag = previous = None

@@ -3,8 +3,10 @@
 The workspace is read from disk; the base (merge-base with main) and production (the commit of the newest
 `NAME#production#N` tag) are read at their commits: git-tracked files with `git show`, DVC outputs from the local
 cache by the hashes in that commit's dvc.lock. What the cache lacks is fetched from the DVC remote in a worktree
-of that commit, or, failing that, reproduced there (`dvc repro --pull --allow-missing`, which restores what it can
-from the run cache). The report says which.
+of that commit, or, failing that, reproduced there (`dvc repro --pull`: what the run cache holds is restored, every
+stage whose outputs are still missing is recomputed). The report says which. When one side cannot be had at all
+(its commit's data is gone from the remote and cannot be recomputed), the report is still built: it says which side
+is missing and why, and the gates that need that side are shown as not evaluated (never as passed).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,19 +22,23 @@ from typing import Any
 
 from mlops import __version__, dvc, git, project
 from mlops.config import PARAMS_FILE, GateSpec, RegistryParams, ReportParams, load_sections
-from mlops.errors import DvcError, GitError, RefNotFound, ReportError
+from mlops.errors import DvcError, GitError, RefNotFound, ReportError, SideUnavailable
+from mlops.evidence import read_parquet
 from mlops.files import parse_structured, yaml_mapping
-from mlops.gates import GateReport, evaluate_gates, metrics_of
+from mlops.gates import PREDICTION_PREFIX, GateEvidence, GateReport, evaluate_gates, metrics_of
 from mlops.github import LOCAL, CIContext
+from mlops.mltestscore import assess, read_facts
 from mlops.progress import Progress, silent
 from mlops.registry import stage_commit
 from mlops.report import (
+    Comparison,
     Meta,
     PipelineFailure,
     Report,
     State,
     as_json,
     build_report,
+    compare,
     flatten_params,
     html,
     markdown,
@@ -75,8 +81,19 @@ def _plot_specs(root: Path, dvc_yaml: dict[str, Any]) -> list[dvc.PlotSpec]:
 
 
 def _wanted(cfg: ReportParams, metrics: Sequence[str], specs: Sequence[dvc.PlotSpec]) -> list[str]:
-    files = [*metrics, *(f for s in specs for f in s.y), cfg.data_summary, cfg.validation, cfg.segments]
+    files = [*metrics, *(f for s in specs for f in s.y), cfg.data_summary, cfg.validation, cfg.segments,
+             cfg.predictions.path, *([cfg.predictions.labels] if cfg.predictions.labels else [])]
     return list(dict.fromkeys(files))
+
+
+def _parse(path: str, raw: bytes) -> Any:
+    """parse_structured, plus Parquet (per-row predictions may be Parquet); None when unreadable."""
+    if path.lower().endswith(".parquet"):
+        try:
+            return read_parquet(raw)
+        except Exception:  # pyarrow raises many types for a bad file: unreadable is None, as for JSON
+            return None
+    return parse_structured(path, raw)
 
 
 def _params(read: Any, dvc_yaml: dict[str, Any]) -> dict[str, str]:
@@ -99,7 +116,7 @@ def read_workspace(root: Path, cfg: ReportConfig, specs: Sequence[dvc.PlotSpec],
     for path in _wanted(cfg.report, metrics, specs):
         p = root / path
         if p.is_file():
-            files[path] = parse_structured(path, p.read_bytes())
+            files[path] = _parse(path, p.read_bytes())
         elif path in metrics:
             missing.append(path)
     lock = dvc.read_lock(root) if (root / dvc.DVC_LOCK).is_file() else {}
@@ -130,7 +147,7 @@ def _from_commit(root: Path, rev: str, wanted: Sequence[str], lock: dict[str, An
                 lacking.append(path)
                 continue
         if raw is not None:
-            into[path] = parse_structured(path, raw)
+            into[path] = _parse(path, raw)
     return lacking
 
 
@@ -150,18 +167,20 @@ def _worktree_fill(root: Path, rev: str, lacking: Sequence[str], into: dict[str,
             if not still:
                 return "fetched from the DVC remote"
             lacking = still
-        progress(f"report: reproducing {label} outputs (dvc repro --pull --allow-missing)")
+        progress(f"report: reproducing {label} outputs in a temporary worktree (dvc repro --pull)")
         try:
-            ran = dvc.repro(wt, pull=dvc.has_remote(root)).ran
+            result = dvc.repro(wt, pull=dvc.has_remote(root), explain=True)
         except DvcError as exc:
-            raise ReportError(f"cannot get the {label} outputs ({', '.join(lacking)}) at {rev[:12]}: {exc.message}",
-                              hint="push them from main (`dvc push --run-cache`) or use --base with another ref") \
+            raise SideUnavailable(f"cannot get the {label} outputs ({', '.join(lacking)}) at {rev[:12]}: "
+                                  f"{exc.message}",
+                                  hint="push them from main (`dvc push --run-cache`) or use --base with another ref") \
                 from None
         for path in lacking:
             if (wt / path).is_file():
-                into[path] = parse_structured(path, (wt / path).read_bytes())
-        if ran:
-            return f"reproduced ({', '.join(ran)} run; the rest from the run cache)"
+                into[path] = _parse(path, (wt / path).read_bytes())
+        if result.ran:
+            why = ", ".join(f"{name} ({reason})" for name, reason in result.recomputed)
+            return f"recomputed in a temporary worktree: {why}"
         return "restored from the run cache"
     finally:
         git.worktree_remove(wt, root)
@@ -217,8 +236,38 @@ def resolve_production(root: Path, cfg: ReportConfig, production: str) -> tuple[
     return info.commit, f"{artifact} {info.version}", f"Production: {artifact} {info.version} ({info.tag})."
 
 
-def gate_report(cfg: ReportConfig, head: State, ref: State | None, against: str) -> GateReport:
-    return evaluate_gates(cfg.gates, head.metrics, ref.metrics if ref is not None else None, against)
+def _needs_evidence(cfg: ReportConfig) -> bool:
+    return any(s.judge == "interval" or m.startswith(PREDICTION_PREFIX) for m, s in cfg.gates.items())
+
+
+def with_headline(cfg: ReportConfig, metrics: Mapping[str, float]) -> ReportConfig:
+    """CFG with the lead metric resolved: configured, else a held-out metric of the first metrics file."""
+    lead = project.headline(cfg.report.headline, metrics)
+    return replace(cfg, report=cfg.report.model_copy(update={"headline": lead or ""}))
+
+
+def gate_report(cfg: ReportConfig, head: State, ref: State | None, against: str,
+                unavailable: str | None = None, comparison: Comparison | None = None) -> GateReport:
+    """The gates of CFG for HEAD against REF. COMPARISON (the per-row evidence against REF) is computed here when
+    a gate needs it (`judge: interval`, a `prediction.*` metric) and the caller has none."""
+    if comparison is None and ref is not None and _needs_evidence(cfg):
+        comparison = compare(with_headline(cfg, head.metrics).report, head, ref, against)
+    evidence = None
+    if comparison is not None:
+        evidence = GateEvidence(comparison.diff.metrics() if comparison.diff is not None else {},
+                                comparison.interval_bounds, "; ".join(comparison.notes) or None)
+    return evaluate_gates(cfg.gates, head.metrics, ref.metrics if ref is not None else None, against, unavailable,
+                          evidence)
+
+
+def read_side(read: Callable[[], State], progress: Progress) -> tuple[State | None, str | None]:
+    """(state, None), or (None, why) when that side of the comparison cannot be had at all: its outputs are in
+    neither the cache nor the remote and recomputing them failed (data gone). The report goes on without it."""
+    try:
+        return read(), None
+    except SideUnavailable as exc:
+        progress(f"report: {exc.message}")
+        return None, exc.message
 
 
 @dataclass(frozen=True)
@@ -243,14 +292,26 @@ def _without_stale(head: State, failed: PipelineFailure, metrics: Sequence[str])
     return head, replace(failed, metrics_reproduced=reproduced)
 
 
+def _comparisons(cfg: ReportConfig, head: State, base: State | None, prod: State | None,
+                 failed: PipelineFailure | None) -> list[Comparison]:
+    """The per-row evidence against each side that was read (none when this branch's metrics were not
+    reproduced: its predictions would be an earlier run's)."""
+    if failed is not None and not failed.metrics_reproduced:
+        return []
+    return [compare(cfg.report, head, ref, against) for against, ref in (("base", base), ("production", prod))
+            if ref is not None]
+
+
 def build(root: Path = Path("."), *, base: str | None = None, production: str = "auto",
           out: Path | None = None, progress: Progress = silent, pngs: bool = True,
-          failed: PipelineFailure | None = None, ci: CIContext = LOCAL) -> ReportResult:
+          failed: PipelineFailure | None = None, ci: CIContext = LOCAL,
+          recomputed: Sequence[tuple[str, str]] = ()) -> ReportResult:
     """Read the three states, diff them, and write report.md, report.html and report.json under OUT.
 
     FAILED: the pipeline failed; the report says so first, shows validation and compares whatever metrics exist,
     leaving out the workspace outputs of stages that did not run (`failed.not_reproduced`) rather than showing an
-    earlier run's values as this branch's.
+    earlier run's values as this branch's. RECOMPUTED: (stage, why) of the stages this run's pipeline recomputed,
+    for the footer.
     """
     started = time.perf_counter()
     root = root.resolve()
@@ -268,30 +329,45 @@ def build(root: Path = Path("."), *, base: str | None = None, production: str = 
                           hint="run the pipeline first (`mlops run`)")
     base_commit, base_name = resolve_base(root, base, cfg.registry.main_branch)
     progress(f"report: reading {base_name} at {base_commit[:12]}")
-    base_state = read_commit(root, cfg, specs, base_commit, "base", base_name, base_name, progress)
+    base_state, base_missing = read_side(lambda: read_commit(root, cfg, specs, base_commit, "base", base_name,
+                                                         base_name, progress), progress)
     prod_commit, prod_ref, note = resolve_production(root, cfg, production)
-    prod_state = None
-    # the lead metric: configured, else the first metric of the first metrics file (of whichever state has one)
-    lead = project.headline(cfg.report.headline, head.metrics or base_state.metrics)
-    cfg = replace(cfg, report=cfg.report.model_copy(update={"headline": lead or ""}))
+    prod_state = prod_missing = None
+    # the lead metric: configured, else a held-out metric of the first metrics file that has one (project.headline)
+    cfg = with_headline(cfg, head.metrics or (base_state.metrics if base_state else {}))
     if prod_commit is not None:
         progress(f"report: reading production at {prod_commit[:12]}")
-        prod_state = read_commit(root, cfg, specs, prod_commit, "production", "production", prod_ref, progress)
+        prod_state, prod_missing = read_side(lambda: read_commit(root, cfg, specs, prod_commit, "production",
+                                                             "production", prod_ref, progress), progress)
     notes = [f"{s.name}: {', '.join(s.missing)} not found, its metrics are missing"
              for s in (head, base_state, prod_state) if s is not None and s.missing
              and (failed is None or s is not head)]
-    gates: GateReport | None = gate_report(cfg, head, base_state, "base")
-    prod_gates = gate_report(cfg, head, prod_state, "production") if prod_state is not None else None
+    if base_missing is not None:
+        notes.insert(0, f"{base_name} ({base_commit[:12]}) could not be read, so nothing is compared with it and "
+                        f"the gates against it were not evaluated: {base_missing}")
+    if prod_missing is not None and prod_commit is not None:
+        notes.insert(0, f"Production ({prod_ref}, {prod_commit[:12]}) could not be read, so this report compares "
+                        f"with {base_name} only and the gates against production were not evaluated: {prod_missing}. "
+                        "`mlops promote` still checks them after the merge, against the metrics the production "
+                        "tag records.")
+    progress("report: intervals and prediction diffs")
+    comparisons = _comparisons(cfg, head, base_state, prod_state, failed)
+    by = {c.against: c for c in comparisons}
+    gates: GateReport | None = gate_report(cfg, head, base_state, "base", base_missing, by.get("base"))
+    prod_gates = (gate_report(cfg, head, prod_state, "production", prod_missing, by.get("production"))
+                  if prod_commit is not None else None)
     if failed is not None and not failed.metrics_reproduced:
         gates = prod_gates = None  # nothing of this branch to gate: the report says why instead
     url = ci.run_url
     where = f"`mlops-report` artifact of the workflow run: {url}" if url else str(out_dir / "report.html")
     meta = Meta(__version__, 0.0, url, datetime.now(UTC).isoformat(timespec="seconds"), where)
     report = build_report(cfg.report, head, base_state, prod_state, note, gates, specs, meta, notes,
-                          production_gates=prod_gates, pipeline=failed)
+                          test_score=assess(read_facts(root)),
+                          production_gates=prod_gates, pipeline=failed, recomputed=recomputed,
+                          comparisons=comparisons)
     progress("report: rendering")
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = {"head": head.name, "base": base_state.name, "production": "production"}
+    names = {"head": head.name, "base": base_name, "production": "production"}
     report = replace(report, charts=with_renderings(report.charts, out_dir / PNG_DIR if pngs else None, names))
     report = replace(report, meta=replace(meta, seconds=time.perf_counter() - started))
     md_text = markdown(report, root)

@@ -1,13 +1,15 @@
 """`mlops rollback`: assign a stage (production) back to an earlier version with a new stage tag.
 
-History keeps both assignments; nothing is moved or deleted. Shares promote's plan-then-push loop.
+History keeps both assignments; nothing is moved or deleted. Shares promote's plan-then-push loop. With an
+environment (`deploy.environments`), its stage and (with --deploy) its server move, and no other environment's.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mlops import git
+from mlops import git, versions
+from mlops.config import PARAMS_FILE, load_sections
 from mlops.errors import NothingToRollBack, RefNotFound, RegistryError
 from mlops.github import LOCAL, CIContext
 from mlops.jobs.promote import (
@@ -60,30 +62,46 @@ def plan_rollback(events: list[TagEvent], artifact: str, stage: str, to: str | N
                 [tag], (target.tag,))
 
 
+def _version(to: str) -> str:
+    """--to as a registry version: `1.2.0` is read as `v1.2.0`; anything else that is not SemVer is refused."""
+    text = to if to.startswith("v") else f"v{to}"
+    if not versions.is_valid(text):
+        raise RegistryError(f"--to '{to}' is not a version (vX.Y.Z[-pre][+build])", hint="e.g. --to v1.2.0")
+    return text
+
+
 def rollback(artifact: str, root: Path = Path("."), *, to: str | None = None, stage: str | None = None,
              push: bool = True, remote: str | None = None, progress: Progress = silent,
-             ci: CIContext = LOCAL, deploy: bool = False) -> PromoteResult:
-    """Assign STAGE (default registry.production_stage) to the version it had before (or TO).
+             ci: CIContext = LOCAL, deploy: bool = False, environment: str | None = None) -> PromoteResult:
+    """Assign STAGE (default: ENVIRONMENT's stage, else registry.production_stage) to the version it had before
+    (or TO).
 
-    DEPLOY: first put that version back on the local model server (through `mlops deploy`'s checks: fetched,
-    checksummed, golden and canary); only once it serves all traffic is the stage tag written. A failed deploy
-    leaves both the server and the registry as they were."""
+    DEPLOY: first put that version back on ENVIRONMENT's model server (production by default; through `mlops
+    deploy`'s checks: fetched, checksummed, golden and canary); only once it serves all traffic is the stage tag
+    written. A failed deploy leaves both the server and the registry as they were."""
     root = git.toplevel(root)
     reg = load_registry_config(root).registry
-    chosen = stage or reg.production_stage
-    target = None if to is None else (to if to.startswith("v") else f"v{to}")
+    env_stage = reg.production_stage
+    if environment is not None or deploy:
+        env_stage = load_sections(root / PARAMS_FILE).deploy.environment(environment, reg.production_stage).stage
+    if environment is not None and stage is not None and stage != env_stage:
+        raise RegistryError(f"--stage '{stage}' is not environment {environment}'s stage '{env_stage}'",
+                            hint="give one of --environment and --stage")
+    chosen = stage or env_stage
+    target = None if to is None else _version(to)
     push_to = push_remote(reg, PromoteOptions(push=push, remote=remote), root)
     if deploy:
-        if chosen != reg.production_stage:
-            raise RegistryError(f"--deploy rolls back the serving stage '{reg.production_stage}', not '{chosen}'",
-                                hint="drop --stage, or roll back the registry only (without --deploy)")
+        if chosen != env_stage:
+            raise RegistryError(f"--deploy rolls back the serving stage '{env_stage}', not '{chosen}'",
+                                hint="drop --stage (or pick the environment with --environment), or roll back "
+                                     "the registry only (without --deploy)")
         from mlops.jobs.deploy import DeployOptions
         from mlops.jobs.deploy import deploy as deliver
 
         planned = plan_rollback(read_events(root)[0], artifact, chosen, target, ci).outcome
         progress(f"rollback: putting {artifact} {planned.version} back on the server")
-        deliver(root, DeployOptions(target="local", ref=f"{artifact}@{planned.version}", push=push,
-                                    assign_stage=False), progress, ci)
+        deliver(root, DeployOptions(ref=f"{artifact}@{planned.version}", push=push, assign_stage=False,
+                                    environment=environment), progress, ci)
         target = planned.version
     applied = apply_with_retries(lambda events: plan_rollback(events, artifact, chosen, target, ci), root=root,
                                  remote=push_to,

@@ -1,7 +1,7 @@
 """The main job (`mlops run`): reproduce the pipeline, summarise it from dvc.yaml, then build the report.
 
 Nothing here knows the churn project: the summary names the metrics files and outputs dvc.yaml declares, and
-the headline is `report.headline` or the first metric of the first metrics file.
+the headline is `report.headline`, else a held-out metric (project.headline).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ class RunSummary:
     validation_passed: bool | None  # from `report.validation` when the pipeline writes one
     validation_failed: tuple[str, ...]
     outputs: tuple[str, ...]  # declared outputs (outs, metrics, plots) present in the workspace
+    # (stage, why) for each stage that ran, when --pull told why ("outputs not in the remote", "changed params")
+    recomputed: tuple[tuple[str, str], ...] = ()
 
 
 def stage_outputs(dvc_yaml: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -71,7 +73,8 @@ def summarize(root: Path, result: dvc.ReproResult) -> RunSummary:
     outputs = tuple(p for p in dict.fromkeys(declared) if (root / p).exists())
     return RunSummary(tuple(result.ran), tuple(result.current),
                       (lead, metrics[lead]) if lead is not None and lead in metrics else None,
-                      metrics, tuple(paths), passed, failed, outputs)
+                      metrics, tuple(paths), passed, failed, outputs,
+                      tuple(result.recomputed) if result.why else ())
 
 
 def uses_mlops_stages(root: Path) -> bool:
@@ -95,11 +98,15 @@ def run_pipeline(root: Path = Path("."), progress: Progress = silent, *, pull: b
     return summarize(root, result)
 
 
+def _result_of(error: MlopsError) -> dvc.ReproResult:
+    return error.result if isinstance(error, ReproFailed) and error.result is not None else dvc.ReproResult()
+
+
 def _failure(root: Path, error: MlopsError) -> Any:
     """What the report of a failed pipeline says: the error, the failing stage, the outputs not reproduced."""
     from mlops.report import PipelineFailure
 
-    got = error.result if isinstance(error, ReproFailed) and error.result is not None else dvc.ReproResult()
+    got = _result_of(error)
     done = set(got.current) | set(got.ran[:-1] if got.failed else got.ran)
     try:
         outputs = stage_outputs(dvc.read_dvc_yaml(root))
@@ -130,10 +137,13 @@ def run_with_report(root: Path = Path("."), progress: Progress = silent, *, pull
         try:
             failure = _failure(root, exc)
             progress("report: the pipeline failed; building the report of what it got to")
-            written = build(root, base=base, production=production, progress=progress, failed=failure, ci=ci)
+            got = _result_of(exc)
+            written = build(root, base=base, production=production, progress=progress, failed=failure, ci=ci,
+                            recomputed=got.recomputed if got.why else ())
             progress(f"report: {', '.join(str(p) for p in written.files[:3])} (the pipeline failed)")
         except Exception as report_exc:  # never mask the pipeline's own error
             progress(f"report: could not be built after the failure: {type(report_exc).__name__}: {report_exc}")
         raise
-    result = build(root, base=base, production=production, progress=progress, ci=ci) if report else None
+    result = (build(root, base=base, production=production, progress=progress, ci=ci,
+                    recomputed=summary.recomputed) if report else None)
     return summary, result

@@ -389,6 +389,18 @@ class Accumulator:
         self.rows = 0
         self.unscored = 0
         self.scored_by_model = 0
+        # A multiclass or regression model's answers go to its task's accumulator (mlops.monitor.tasks), overall
+        # and per time window; ScoreAcc above stays a binary classifier's.
+        from mlops.monitor import tasks
+
+        self.task = tasks.task_of(profile)
+        self.task_scores = tasks.task_acc(profile)
+        self.task_windows: dict[str, tasks.TaskAcc] = {}
+
+    @property
+    def scored(self) -> int:
+        """Rows with a usable answer of the model."""
+        return self.task_scores.n if self.task_scores is not None else self.scores.n
 
     def add(self, chunk: Chunk) -> None:
         import numpy as np
@@ -404,10 +416,15 @@ class Accumulator:
         for name, value in chunk.unseen or ():
             _count_unseen(self.features[name].unseen_values, [value])
 
-        s = self._scores(chunk, encoded, n)
+        if self.task_scores is not None:
+            self._add_task(chunk, encoded, n)
+            s = np.full(n, np.nan)  # no binary score: segments and windows count rows only
+        else:
+            s = self._scores(chunk, encoded, n)
         scored = ~np.isnan(s)
-        self.unscored += int(n - scored.sum())
-        y = self._labels(chunk, n)
+        if self.task_scores is None:
+            self.unscored += int(n - scored.sum())
+        y = self._labels(chunk, n) if self.task_scores is None else None
         p = calibrate(np.where(scored, s, 0.0), self.calibration)
         s_ok, p_ok = s[scored], p[scored]
         y_ok = y[scored] if y is not None else None
@@ -442,6 +459,46 @@ class Accumulator:
                     wacc = self.windows[wkey] = ScoreAcc(COARSE_CELLS, self.threshold)
                 m = inv_ok == i
                 wacc.add(s_ok[m], p_ok[m], y_ok[m] if y_ok is not None else None)
+
+    def _add_task(self, chunk: Chunk, encoded: Mapping[str, NDArray[np.float64]], n: int) -> None:
+        """A multiclass or regression chunk: the model's answers and the labels, read for the task."""
+        import numpy as np
+
+        from mlops.monitor import tasks
+
+        acc = self.task_scores
+        assert acc is not None  # only called for those tasks
+        k = acc.k if isinstance(acc, tasks.MulticlassAcc) else 1
+        if chunk.scores is not None:
+            raw: Any = chunk.scores
+        elif self.scorer is not None:
+            # float64: the runtime casts to its own type (a float32 copy would move values a float64 model reads)
+            raw = self.scorer(np.column_stack([encoded[name] for name in self.names]))
+            self.scored_by_model += n
+        else:
+            raw = None
+        values = tasks.answers(raw, n, self.task, k) if raw is not None else \
+            np.full((n, k) if self.task == "multiclass" else n, np.nan)
+        ok = tasks.valid_rows(values)
+        self.unscored += int(n - ok.sum())
+        y: NDArray[np.float64] | None = None
+        if chunk.labels is not None:
+            y = tasks.label_values(chunk.labels, self.profile)
+        elif self.labels is not None and chunk.request_ids is not None:
+            y = tasks.joined_labels(self.labels, chunk.request_ids, chunk.row_index, n)
+        v_ok = values[ok]
+        y_ok = y[ok] if y is not None else None
+        acc.add(v_ok, y_ok)
+        if chunk.ts:
+            keys, inv = np.unique(np.asarray(chunk.ts, dtype=f"U{self.window_len}"), return_inverse=True)
+            inv_ok = inv[ok]
+            for i, wkey in enumerate(keys.tolist()):
+                wacc = self.task_windows.get(wkey)
+                if wacc is None:
+                    wacc = self.task_windows[wkey] = tasks.task_acc(self.profile)  # type: ignore[assignment]
+                    assert wacc is not None
+                m = inv_ok == i
+                wacc.add(v_ok[m], y_ok[m] if y_ok is not None else None)
 
     def _scores(self, chunk: Chunk, encoded: Mapping[str, NDArray[np.float64]], n: int) -> NDArray[np.float64]:
         import numpy as np
@@ -505,3 +562,11 @@ class Accumulator:
             else:
                 mine.merge(wacc)
         self.window_rows.update(other.window_rows)
+        if self.task_scores is not None and other.task_scores is not None:
+            self.task_scores.merge(other.task_scores)  # type: ignore[arg-type]  # one profile: one task
+        for wkey, tacc in other.task_windows.items():
+            mine_t = self.task_windows.get(wkey)
+            if mine_t is None:
+                self.task_windows[wkey] = tacc
+            else:
+                mine_t.merge(tacc)  # type: ignore[arg-type]

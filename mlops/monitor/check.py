@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from mlops.monitor import tasks
 from mlops.monitor.accumulators import Accumulator, FeatureAcc, ScoreAcc, Scorer
 from mlops.monitor.result import (
     Alarm,
@@ -36,7 +37,7 @@ from mlops.monitor.result import (
     WindowPerformance,
 )
 from mlops.monitor.settings import MonitorParams
-from mlops.monitor.sources import Chunk, LogRange, ReadStats, log_files, log_ranges, read_logs
+from mlops.monitor.sources import Chunk, LogRange, ReadStats, log_files, log_ranges, read_logs, read_table
 from mlops.monitor.stats import (
     benjamini_hochberg,
     chi2_homogeneity,
@@ -121,6 +122,75 @@ def accumulate_logs(profile: Mapping[str, Any], directory: Path, params: Monitor
     return acc, read
 
 
+# --- on a Dask cluster: the same accumulators, one task per partition, merged by adding ------------------------
+
+DASK_PART_BYTES = 64 * 2**20  # request logs are cut into shares of about this size (at least two per worker)
+
+
+def _log_task(profile: Mapping[str, Any], part: Sequence[LogRange], settings: Mapping[str, Any],
+              labels: Mapping[Any, int] | None) -> tuple[Accumulator, ReadStats]:
+    read = ReadStats()
+    chunks = read_logs(None, settings["names"], settings["output"], since=settings["since"],
+                       roles=settings["roles"], chunk_rows=settings["chunk_rows"], keep_ids=labels is not None,
+                       stats=read, ranges=part, categories=settings["categories"])
+    return accumulate(profile, chunks, window=settings["window"], labels=labels), read
+
+
+def _file_task(profile: Mapping[str, Any], path: Path, settings: Mapping[str, Any],
+               labels: Mapping[Any, int] | None, scorer: Scorer | None) -> tuple[Accumulator, ReadStats]:
+    read = ReadStats()
+    chunks = read_table(path, settings["names"], settings["output"], settings["label"],
+                        categorical=list(settings["categories"]), chunk_rows=settings["chunk_rows"], stats=read)
+    return accumulate(profile, chunks, window=settings["window"], labels=labels, scorer=scorer), read
+
+
+def _merge_task(a: tuple[Accumulator, ReadStats], b: tuple[Accumulator, ReadStats]) -> tuple[Accumulator, ReadStats]:
+    import pickle
+
+    # A copy: Dask may hold A for another attempt of this task, and merge adds into its left side.
+    acc, read = pickle.loads(pickle.dumps(a))  # noqa: S301 - our own object, from our own task
+    acc.merge(b[0])
+    read.merge(b[1])
+    return acc, read
+
+
+def accumulate_dask(client: Any, profile: Mapping[str, Any], params: MonitorParams, *, log_dir: Path | None = None,
+                    files: Sequence[Path] = (), since: str | None = None, labels: Mapping[Any, int] | None = None,
+                    scorer: Scorer | None = None, progress: Progress = silent) -> tuple[Accumulator, ReadStats]:
+    """The window's accumulator, built on the Dask cluster of CLIENT (a distributed.Client): the request logs in
+    LOG_DIR cut into byte ranges, or FILES one task each; the partial accumulators are merged pairwise in a tree
+    on the workers. Counts merge exactly; sums of floats may differ from one process's in the last bits."""
+    iface = profile["interface"]
+    output = iface.get("output") or {}
+    settings = {"names": [str(f["name"]) for f in iface["features"]],
+                "output": str(output.get("name") or "probability"), "label": output.get("label"),
+                "categories": {str(f["name"]): list(f["categories"]) for f in iface["features"]
+                               if f["type"] == "category"},
+                "since": since, "roles": params.roles, "chunk_rows": params.chunk_rows, "window": params.window}
+    shipped_profile = client.scatter(profile, broadcast=True, hash=False)
+    shipped_labels = client.scatter(labels, broadcast=True, hash=False) if labels is not None else None
+    if log_dir is not None:
+        logs = log_files(log_dir)
+        total = sum(p.stat().st_size for p in logs)
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        parts = log_ranges(logs, max(2 * workers, min(256, -(-total // DASK_PART_BYTES))))
+        futures = [client.submit(_log_task, shipped_profile, part, settings, shipped_labels, pure=False)
+                   for part in parts]
+    else:
+        futures = [client.submit(_file_task, shipped_profile, path, settings, shipped_labels, scorer, pure=False)
+                   for path in files]
+    if not futures:
+        return Accumulator(profile, window=params.window, labels=labels, scorer=scorer), ReadStats()
+    progress(f"monitor: {len(futures)} partitions on the Dask cluster at {client.scheduler.address}")
+    while len(futures) > 1:
+        merged = [client.submit(_merge_task, futures[i], futures[i + 1], pure=False)
+                  for i in range(0, len(futures) - 1, 2)]
+        futures = merged + ([futures[-1]] if len(futures) % 2 else [])
+    acc, read = futures[0].result()
+    acc.labels, acc.scorer = labels, scorer
+    return acc, read
+
+
 # --- per-feature tests -------------------------------------------------------------------------------------------
 
 
@@ -168,6 +238,9 @@ def _figures(acc: FeatureAcc, sketch: Mapping[str, Any]) -> _Figures:
                                                 float(ra[1] or 0.0) / n_ref, acc.above[1] / n_cur))
     std = float(sketch.get("std") or 0.0)
     return _Figures("ks", d, ks_pvalue(d, n_ref, float(n_cur)), w1 / (std if std > 0 else width), p_s_i, None)
+
+
+feature_figures = _figures  # the predicted value of a regression is tested as a numeric feature (mlops.monitor.tasks)
 
 
 def _coarse(counts: NDArray[Any], below: float, above: float, bins: Sequence[int]) -> NDArray[np.float64]:
@@ -240,6 +313,9 @@ def _plot(acc: FeatureAcc, sketch: Mapping[str, Any]) -> Plot:
         cur_h = np.concatenate((cur_h, [above_n]))
     return Plot("hist", (), tuple(float(e) for e in edges), tuple(float(v) for v in shares(ref_h)),
                 tuple(float(v) for v in shares(cur_h)))
+
+
+feature_plot = _plot
 
 
 # --- scores ------------------------------------------------------------------------------------------------------
@@ -322,8 +398,13 @@ def evaluate(acc: Accumulator, profile: Mapping[str, Any], params: MonitorParams
         if f.missing and f.rows:
             family.append(("missing", name, increase_pvalue(float(profile["features"][name]["missing"]),
                                                              float(ref_rows), float(f.missing), float(f.rows))))
-    prediction, pred_p = _prediction(acc, profile)
-    if prediction is not None and prediction.p_value is not None:
+    prediction: PredictionReport | None
+    if acc.task_scores is not None:  # multiclass, regression: one family member per tested part
+        prediction, pred_p = tasks.prediction(acc.task_scores, profile, acc.rows), 1.0
+        family += [("prediction", subject, p) for subject, p in tasks.family(prediction)]
+    else:
+        prediction, pred_p = _prediction(acc, profile)
+    if acc.task_scores is None and prediction is not None and prediction.p_value is not None:
         family.append(("prediction", "prediction", pred_p))
     q = benjamini_hochberg([p for _, _, p in family])
     qv = {(k, s): v for (k, s, _), v in zip(family, q, strict=True)}
@@ -368,7 +449,11 @@ def evaluate(acc: Accumulator, profile: Mapping[str, Any], params: MonitorParams
                                 params.max_violation_share))
     reports.sort(key=lambda r: (not r.drifted, -r.effect, r.name))
 
-    if prediction is not None and prediction.p_value is not None:
+    if prediction is not None and prediction.parts:
+        prediction, found = tasks.decide(prediction, {s: v for (k, s), v in qv.items() if k == "prediction"},
+                                         feature_rate, params)
+        alarms += found
+    elif prediction is not None and prediction.p_value is not None:
         qp = qv.get(("prediction", "prediction"))
         big = (prediction.wasserstein or 0.0) >= params.wasserstein or (prediction.psi or 0.0) >= params.psi
         drifted = qp is not None and qp <= feature_rate and big
@@ -392,8 +477,12 @@ def evaluate(acc: Accumulator, profile: Mapping[str, Any], params: MonitorParams
                             f"({read.rejected:,})", read.rejected / seen, params.max_rejected_share))
 
     performance = _performance(acc, profile)
-    alarms += _decay(performance, params, all_notes)
-    if acc.scores.n == 0:
+    if acc.task_scores is not None:
+        alarms += tasks.decay(acc.task, performance.reference, performance.reference_estimate,
+                              performance.estimated, performance.realised, performance.labelled, params, all_notes)
+    else:
+        alarms += _decay(performance, params, all_notes)
+    if acc.scored == 0:
         all_notes.append("no scores in the window: no prediction drift and no performance estimate (give the "
                          "file the output column, or the model beside the reference)")
     staleness = _staleness(registered, moment, params, all_notes)
@@ -403,7 +492,7 @@ def evaluate(acc: Accumulator, profile: Mapping[str, Any], params: MonitorParams
                             f"registered {staleness.age_days:.0f} days ago (at most {staleness.max_age_days:g})",
                             staleness.age_days, staleness.max_age_days))
     window = WindowInfo(source=source, path=path, files=tuple(read.files), since=since, start=read.ts_min,
-                        end=read.ts_max, rows=acc.rows, scored=acc.scores.n, rejected=read.rejected,
+                        end=read.ts_max, rows=acc.rows, scored=acc.scored, rejected=read.rejected,
                         unreadable=read.unreadable, roles=dict(read.roles), versions={str(k): v for k, v in
                                                                                       read.versions.items()})
     if read.unreadable:
@@ -458,6 +547,8 @@ def _staleness(registered: tuple[str | None, str] | None, moment: datetime, para
 
 
 def _performance(acc: Accumulator, profile: Mapping[str, Any]) -> Performance:
+    if acc.task_scores is not None:
+        return _task_performance(acc, profile)
     windows = []
     for key in sorted(acc.windows):
         w = acc.windows[key]
@@ -466,6 +557,21 @@ def _performance(acc: Accumulator, profile: Mapping[str, Any]) -> Performance:
                        reference_estimate=dict(profile.get("estimated") or {}),
                        estimated=estimated(acc.scores), realised=realised(acc.scores), labelled=acc.scores.labelled,
                        calibrated=bool(profile.get("calibration")), threshold=acc.threshold, windows=tuple(windows))
+
+
+def _task_performance(acc: Accumulator, profile: Mapping[str, Any]) -> Performance:
+    """A multiclass or regression window's metrics (mlops.monitor.tasks): the reference's figures of that task."""
+    t = acc.task_scores
+    assert t is not None  # multiclass or regression
+    windows = []
+    for key in sorted(acc.window_rows):
+        w = acc.task_windows.get(key)
+        windows.append(WindowPerformance(key, acc.window_rows[key], w.n if w else 0, w.labelled if w else 0,
+                                         w.estimated() if w else {}, w.realised() if w else None))
+    reference = {k: v for k, v in (profile.get("metrics") or {}).items() if not isinstance(v, list)}
+    return Performance(reference=reference, reference_estimate=dict(profile.get("estimated") or {}),
+                       estimated=t.estimated(), realised=t.realised(), labelled=t.labelled, calibrated=False,
+                       threshold=None, windows=tuple(windows), task=acc.task)
 
 
 def _segments(acc: Accumulator, profile: Mapping[str, Any], params: MonitorParams, rate: float,
@@ -485,7 +591,8 @@ def _segments(acc: Accumulator, profile: Mapping[str, Any], params: MonitorParam
             drafts.append({"column": col, "value": value, "rows": rows, "share": rows / total if acc.rows else None,
                            "reference_share": ref.get("share"),
                            "score_mean": sacc.total / sacc.n if sacc.n else None,
-                           "reference_score_mean": ref.get("score_mean"), "estimated": estimated(sacc),
+                           "reference_score_mean": ref.get("score_mean"),
+                           "estimated": estimated(sacc) if acc.task_scores is None else {},
                            "realised": realised(sacc), "reference": dict(ref.get("metrics") or {}),
                            "labelled": sacc.labelled, "tested": tested})
             if not tested:
@@ -533,11 +640,17 @@ def run(profile: Mapping[str, Any], chunks: Iterable[Chunk] | None, params: Moni
         source: str, path: str, reference: str, labels: Mapping[Any, int] | None = None,
         scorer: Scorer | None = None, since: str | None = None, registered: tuple[str | None, str] | None = None,
         now: datetime | None = None, notes: Sequence[str] = (), progress: Progress = silent,
-        log_dir: Path | None = None, clock: Callable[[], float] = time.perf_counter) -> MonitorResult:
+        log_dir: Path | None = None, clock: Callable[[], float] = time.perf_counter, client: Any = None,
+        files: Sequence[Path] = ()) -> MonitorResult:
     """Read the window once and check it: CHUNKS (a file's), or the request logs in LOG_DIR (READ is then
-    filled in from the processes that read them)."""
+    filled in from the processes that read them). CLIENT (a distributed.Client): read LOG_DIR, or FILES, on its
+    Dask cluster instead."""
     started = clock()
-    if log_dir is not None:
+    if client is not None:
+        acc, got = accumulate_dask(client, profile, params, log_dir=log_dir, files=files, since=since,
+                                   labels=labels, scorer=scorer, progress=progress)
+        read.merge(got)
+    elif log_dir is not None:
         acc, got = accumulate_logs(profile, log_dir, params, since=since, labels=labels, jobs=params.jobs,
                                    progress=progress)
         read.merge(got)

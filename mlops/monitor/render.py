@@ -11,6 +11,7 @@ import base64
 import itertools
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from jinja2 import Environment
@@ -87,8 +88,9 @@ def draw_all(result: MonitorResult, out_dir: Path) -> dict[str, Path]:
             old.unlink()
     alarmed = {a.subject for a in result.alarms}
     if result.prediction is not None and result.prediction.plot is not None:
-        pics["prediction"] = draw(result.prediction.plot, "prediction (model score)", "prediction" in alarmed,
-                                  plots_dir / "prediction.png")
+        title = {"multiclass": "prediction (predicted class)", "regression": "prediction (predicted value)"}.get(
+            result.prediction.task, "prediction (model score)")
+        pics["prediction"] = draw(result.prediction.plot, title, "prediction" in alarmed, plots_dir / "prediction.png")
     used: set[str] = {"prediction"}
     for f in result.features:
         if f.plot is None:
@@ -107,31 +109,36 @@ def draw_all(result: MonitorResult, out_dir: Path) -> dict[str, Path]:
 
 def _env(root: Path | None, *, html: bool) -> Environment:
     env: Environment = template_env(root, html=html, globals_={
-        "fmt": fmt, "pct": pct, "pval": pval, "metric_names": ("roc_auc", "accuracy", "f1", "precision", "recall")})
+        "fmt": fmt, "pct": pct, "pval": pval})
     return env
 
 
-def markdown(result: MonitorResult, pics: dict[str, Path], out_dir: Path, root: Path | None = None) -> str:
+Delivery = Sequence[tuple[str, str]]  # (figure, value as text): the registry's delivery section, from the job
+
+
+def markdown(result: MonitorResult, pics: dict[str, Path], out_dir: Path, root: Path | None = None,
+             delivery: Delivery = ()) -> str:
     # Only the pictures of what alarmed: the markdown is read on GitHub, the HTML shows every feature.
     alarmed = {a.subject for a in result.alarms}
     rel = {k: p.relative_to(out_dir).as_posix() if p.is_relative_to(out_dir) else p.as_posix()
            for k, p in pics.items() if k in alarmed}
-    return _env(root, html=False).get_template("monitor.md.j2").render(r=result, pics=rel)
+    return _env(root, html=False).get_template("monitor.md.j2").render(r=result, pics=rel, delivery=delivery)
 
 
-def html(result: MonitorResult, pics: dict[str, Path], root: Path | None = None) -> str:
+def html(result: MonitorResult, pics: dict[str, Path], root: Path | None = None, delivery: Delivery = ()) -> str:
     def image(name: str) -> str:
         p = pics.get(name)
         if p is None or not p.is_file():
             return ""
         return "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode("ascii")
 
-    return _env(root, html=True).get_template("monitor.html.j2").render(r=result, image=image)
+    return _env(root, html=True).get_template("monitor.html.j2").render(r=result, image=image, delivery=delivery)
 
 
 def write_reports(result: MonitorResult, out_dir: Path, *, plots: bool = True,
-                  root: Path | None = None) -> tuple[Path, ...]:
-    """reports/monitor.md, monitor.html and monitor.json (and the PNGs); the paths written, md first."""
+                  root: Path | None = None, delivery: Delivery = ()) -> tuple[Path, ...]:
+    """reports/monitor.md, monitor.html and monitor.json (and the PNGs); the paths written, md first. DELIVERY: the
+    registry's delivery figures as (figure, value) rows, a short section of md and html."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -139,7 +146,8 @@ def write_reports(result: MonitorResult, out_dir: Path, *, plots: bool = True,
                                 hint="pass a writable folder") from None
     pics = draw_all(result, out_dir) if plots else {}
     files = []
-    documents = (("monitor.md", markdown(result, pics, out_dir, root)), ("monitor.html", html(result, pics, root)),
+    documents = (("monitor.md", markdown(result, pics, out_dir, root, delivery)),
+                 ("monitor.html", html(result, pics, root, delivery)),
                  ("monitor.json", json.dumps(result.as_json(), indent=2, allow_nan=False) + "\n"))
     for name, text in documents:
         path = out_dir / name

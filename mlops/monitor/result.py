@@ -20,6 +20,9 @@ CheckName = Literal["drift", "missing", "unseen", "schema", "prediction", "segme
                     "decay", "staleness"]
 Metrics = Mapping[str, float | None]
 RESULT_FORMAT = "mlops.monitor/1"
+METRIC_NAMES = {"binary": ("roc_auc", "accuracy", "f1", "precision", "recall"),
+                "multiclass": ("accuracy", "macro_f1", "log_loss"),
+                "regression": ("rmse", "mae", "r2")}
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,29 @@ class FeatureReport:
 
 
 @dataclass(frozen=True)
+class PredictionPart:
+    """One test of a multiclass or regression model's answers: the predicted-class mix (chi-square, JS), one
+    class's probability (KS), the predicted value (KS, or chi-square when it takes few values)."""
+
+    subject: str                       # "predicted class", "P(setosa)", "value"
+    test: Literal["ks", "chi2", "none"]
+    statistic: float | None
+    p_value: float | None
+    q_value: float | None
+    wasserstein: float | None
+    psi: float | None
+    jensen_shannon: float | None
+    mean: float | None
+    reference_mean: float | None
+    drifted: bool
+    plot: Plot | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class PredictionReport:
+    """Drift of the model's answers. Binary: its score histogram. Multiclass and regression (mlops.monitor.tasks):
+    the figures of the first part (the predicted-class mix; the predicted value), every test in `parts`."""
+
     rows: int
     scored: int
     mean: float | None
@@ -88,6 +113,10 @@ class PredictionReport:
     psi: float | None
     drifted: bool
     plot: Plot | None = field(default=None, compare=False)
+    task: str = "binary"
+    test: Literal["ks", "chi2", "none"] = "ks"
+    jensen_shannon: float | None = None
+    parts: tuple[PredictionPart, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,8 +137,14 @@ class Performance:
     realised: Metrics | None           # on the window's labelled rows
     labelled: int
     calibrated: bool
-    threshold: float
+    threshold: float | None
     windows: tuple[WindowPerformance, ...] = ()
+    task: str = "binary"               # binary, multiclass or regression: which metrics the dicts hold
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The task's metrics, in the report's order."""
+        return METRIC_NAMES.get(self.task, METRIC_NAMES["binary"])
 
 
 @dataclass(frozen=True)
@@ -214,6 +249,8 @@ class MonitorResult:
             f.pop("plot", None)
         if raw["prediction"]:
             raw["prediction"].pop("plot", None)
+            for part in raw["prediction"]["parts"]:
+                part.pop("plot", None)
         return {"format": RESULT_FORMAT, "healthy": self.healthy, "summary": self.summary(), **raw}
 
     def gauges(self) -> list[tuple[str, dict[str, str], float]]:
@@ -232,6 +269,15 @@ class MonitorResult:
                     out.append((f"mlops_monitor_feature_{name}", lab, float(v)))
         if self.prediction is not None and self.prediction.psi is not None:
             out.append(("mlops_monitor_prediction_psi", {}, float(self.prediction.psi)))
+        if self.prediction is not None:
+            if self.prediction.parts:
+                out.append(("mlops_monitor_prediction_drifted", {}, 1.0 if self.prediction.drifted else 0.0))
+            for part in self.prediction.parts:
+                lab = {"part": part.subject}
+                for name, v in (("wasserstein", part.wasserstein), ("psi", part.psi),
+                                ("jensen_shannon", part.jensen_shannon)):
+                    if v is not None:
+                        out.append((f"mlops_monitor_prediction_part_{name}", lab, float(v)))
         for kind, metrics in (("estimated", self.performance.estimated), ("realised", self.performance.realised)):
             for metric, v in (metrics or {}).items():
                 if v is not None:

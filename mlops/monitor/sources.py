@@ -1,9 +1,12 @@
 """Where the checked rows come from, in chunks of raw columns: the server's request logs, or a CSV/Parquet file.
 
-Request logs (mlops.serve.requestlog's format): every `requests-*.jsonl` of the directory, one JSON line per
-predicted row, `inputs` the raw record and `outputs` {output name: probability}; error lines (`status` 4xx,
-`inputs` null) are counted as rejected requests. Lines are filtered by `ts` (--since) and `role`. A line that is not
-JSON (a write cut short) is counted and skipped. A file of raw records: the interface's feature columns, the output
+Request logs (mlops.formats.requestlog, the one reader of that line): every `requests-*.jsonl` of the directory,
+one JSON line per logged row, `inputs` the raw record and `outputs` {output name: probability}; error lines
+(`status` 4xx, `inputs` null) are counted as rejected requests. Lines are filtered by `ts` (--since) and `role`. A
+line that is not JSON (a write cut short) is counted and skipped. Labels join a row by its server-issued request id
+and row index (`requestlog.join_id`): lines of format 1, whose ids a client could choose, join none.
+
+A file of raw records: the interface's feature columns, the output
 column (the model's probability) when present, the label column when present, `request_id` and `ts` when present.
 
 Memory is bounded by the chunk size whatever the input size: lines are read in blocks, parsed, and turned into
@@ -16,7 +19,7 @@ import csv
 import gc
 import math
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -24,12 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.errors import MlopsError
+from mlops.formats import requestlog
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-LOG_GLOB = "requests-*.jsonl"
+LOG_GLOB = requestlog.LOG_GLOB
 READ_BYTES = 16 * 1024 * 1024
 
 
@@ -179,15 +183,8 @@ def read_logs(directory: Path | None, names: Sequence[str], output: str, *, sinc
     CATEGORIES (feature -> its categories): those columns come as codes (position, -1 unseen, -2 missing, -3 not
     a string), looked up as each line is parsed, while its strings are still in the CPU's cache: done later, over
     a chunk's scattered strings, the same lookups cost several times more."""
-    try:
-        import orjson
-
-        loads: Any = orjson.loads
-        decode_error: type[Exception] = orjson.JSONDecodeError
-    except ImportError:  # the serve extra is not installed: the standard library reads the same lines
-        import json
-
-        loads, decode_error = json.loads, ValueError
+    decode = requestlog.decode
+    join_id = requestlog.join_id
     st = stats if stats is not None else ReadStats()
     if ranges is None:
         assert directory is not None  # one of the two is given
@@ -290,7 +287,7 @@ def read_logs(directory: Path | None, names: Sequence[str], output: str, *, sinc
             stamps.append(ts)
             versions.append(d.get("version"))
             if keep_ids:
-                ids.append(d.get("request_id"))
+                ids.append(join_id(d))
                 idx.append(row0 + k)
 
     # Millions of small tuples and no reference cycles: the cyclic collector would only rescan them, again and
@@ -304,15 +301,14 @@ def read_logs(directory: Path | None, names: Sequence[str], output: str, *, sinc
             for block in _lines(r):
                 st.lines += len(block)
                 for line in block:
-                    try:
-                        d = loads(line)
-                        ts = d["ts"]
-                    except (decode_error, KeyError, TypeError):
+                    d = decode(line)
+                    if d is None:
                         if line.strip():
                             st.unreadable += 1
                         else:
                             st.lines -= 1
                         continue
+                    ts = d["ts"]
                     if since is not None and ts < since:
                         st.skipped_old += 1
                         continue
@@ -400,6 +396,7 @@ def read_table(path: Path, names: Sequence[str], output: str, label: str | None,
                         scores=frame[output] if output in frame.columns else None,
                         labels=frame[label] if label and label in frame.columns else None,
                         request_ids=frame["request_id"].tolist() if "request_id" in frame.columns else None,
+                        row_index=[0] * n if "request_id" in frame.columns else None,  # a record is a row 0
                         ts=ts)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise MonitorInputError(f"{path}: not a readable CSV: {str(exc).splitlines()[0]}") from None
@@ -449,21 +446,26 @@ def label_codes(values: Any, positive: str | None) -> NDArray[np.int8]:
     return out
 
 
-def read_labels(path: Path, label: str | None, positive: str | None) -> dict[tuple[str, int | None], int]:
-    """(request_id, row or None) -> 1/0 from a CSV with `request_id`, the label (a column named `label` or
-    LABEL) and optionally `row`; MonitorInputError naming the file and the line otherwise."""
+def read_labels(path: Path, label: str | None, positive: str | None, *,
+                value: Callable[[Any], Any] | None = None,
+                expected: str = "neither 1/0 nor a class name") -> dict[tuple[str, int | None], Any]:
+    """(request_id, row) -> 1/0 from a CSV with `request_id` (the server's: its responses' x-request-id), the
+    label (a column named `label` or LABEL) and optionally `row`; MonitorInputError naming the file and the line
+    otherwise. A label with no row is row 0's: one label joins one row, never every row of a request. VALUE: the
+    task's reading of a label (mlops.monitor.tasks: a class index, a number; None when unreadable) instead of 1/0."""
     if not path.is_file():
         raise MonitorInputError(f"{path}: labels file not found",
                                 hint="a CSV with request_id and label columns (label: 1/0 or the class name)")
     try:
-        return _read_labels(path, label, positive)
+        return _read_labels(path, label, positive, value, expected)
     except UnicodeDecodeError as exc:
         raise MonitorInputError(f"{path}: not UTF-8 text (byte {exc.start})",
                                 hint="a CSV with request_id and label columns, UTF-8") from None
 
 
-def _read_labels(path: Path, label: str | None, positive: str | None) -> dict[tuple[str, int | None], int]:
-    out: dict[tuple[str, int | None], int] = {}
+def _read_labels(path: Path, label: str | None, positive: str | None, value: Callable[[Any], Any] | None,
+                 expected: str) -> dict[tuple[str, int | None], Any]:
+    out: dict[tuple[str, int | None], Any] = {}
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         fields = reader.fieldnames or []
@@ -476,11 +478,10 @@ def _read_labels(path: Path, label: str | None, positive: str | None) -> dict[tu
             rid = rec.get("request_id") or ""
             if not rid:
                 continue
-            v = label_value(rec.get(col), positive)
-            if v < 0:
-                raise MonitorInputError(f"{path}: line {line}: label {rec.get(col)!r} is neither 1/0 nor a class "
-                                        "name")
-            row: int | None = None
+            v = label_value(rec.get(col), positive) if value is None else value(rec.get(col))
+            if v is None or (value is None and v < 0):
+                raise MonitorInputError(f"{path}: line {line}: label {rec.get(col)!r} is {expected}")
+            row: int | None = 0
             if has_row and (rec.get("row") or "").strip():
                 try:
                     row = int(str(rec["row"]))

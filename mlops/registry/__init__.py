@@ -7,9 +7,8 @@ from mlops.registry.tags import (
     parse_tag_name,
     read_events,
     read_state,
-    semver_key,
     stage_commit,
 )
 
 __all__ = ["ArtifactState", "TagEvent", "VersionInfo", "parse_tag_name", "read_events", "read_state",
-           "semver_key", "stage_commit"]
+           "stage_commit"]

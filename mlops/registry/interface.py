@@ -3,7 +3,9 @@
 Rules, from the previous version's recorded interface to the current one:
 - an input removed, renamed (= removed + added) or retyped, a category removed, the inputs' order changed, or
   the output changed: **major**;
-- inputs added, or a category added to a category input (the model accepts more than before): **minor**;
+- an input that accepted null no longer does: **major**;
+- inputs added, a category added to a category input, or an input that now accepts null (the model accepts more
+  than before): **minor**;
 - the interface unchanged: **patch** (same inputs and output, new weights).
 """
 
@@ -11,14 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-BUMPS = ("patch", "minor", "major")
-_RANK = {b: i for i, b in enumerate(BUMPS)}
-_CORE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)")
+from mlops.formats.manifest import Input, Manifest, ManifestInvalid, parse_feature_schema, read_feature_schema
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,11 @@ class Feature:
     name: str
     type: str
     categories: tuple[str, ...] | None
+    nullable: bool = False
 
 
 @dataclass(frozen=True)
-class Interface:
+class VersionedInterface:
     features: tuple[Feature, ...]
     output: tuple[tuple[str, str], ...]  # sorted (key, value) pairs of the output description
 
@@ -39,6 +40,8 @@ class Interface:
             entry: dict[str, Any] = {"name": f.name, "type": f.type}
             if f.categories is not None:
                 entry["categories"] = list(f.categories)
+            if f.nullable:  # only when set: the recorded hash of every earlier interface stays what it was
+                entry["nullable"] = True
             feats.append(entry)
         return {"features": feats, "output": dict(self.output)}
 
@@ -47,22 +50,38 @@ class Interface:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def parse_interface(raw: Mapping[str, Any]) -> Interface:
-    """An Interface from a feature_schema.json dict (or the `interface` of a tag's metadata block)."""
-    feats = raw.get("features")
-    if not isinstance(feats, list):
-        raise ValueError("'features' must be a list")
-    features = []
-    for f in feats:
-        if not isinstance(f, Mapping) or "name" not in f or "type" not in f:
-            raise ValueError("each feature needs a 'name' and a 'type'")
-        cats = f.get("categories")
-        features.append(Feature(str(f["name"]), str(f["type"]),
-                                tuple(str(c) for c in cats) if isinstance(cats, list) else None))
-    output = raw.get("output") or {}
-    if not isinstance(output, Mapping):
-        raise ValueError("'output' must be a mapping")
-    return Interface(tuple(features), tuple(sorted((str(k), str(v)) for k, v in output.items())))
+def _interface(inputs: Sequence[Input], output: Mapping[str, Any]) -> VersionedInterface:
+    features = tuple(Feature(i.name, i.type, i.categories, i.nullable) for i in inputs)
+    pairs = tuple(sorted((str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in output.items()))
+    return VersionedInterface(features, pairs)
+
+
+def parse_versioned_interface(raw: Mapping[str, Any]) -> VersionedInterface:
+    """A VersionedInterface from a feature_schema.json dict (or the `interface` of a tag's metadata block), read by the
+    one interface parser (mlops.formats.manifest): what the registry accepts, the server accepts. ValueError with
+    the parser's one-line message when malformed."""
+    try:
+        schema = parse_feature_schema(raw, "interface", allow_string=True)
+    except ManifestInvalid as exc:
+        raise ValueError(exc.message) from None
+    # `nullable` is not part of feature_schema.json format 1; a recorded block may carry it (see to_json).
+    feats = raw.get("features") if isinstance(raw, Mapping) else None
+    nullable = {str(f.get("name")) for f in feats or () if isinstance(f, Mapping) and f.get("nullable") is True}
+    inputs = [replace(i, nullable=i.name in nullable) for i in schema.interface.inputs]
+    return _interface(inputs, schema.output)
+
+
+def read_versioned_interface(path: Path) -> VersionedInterface:
+    """The registry's view of the feature_schema.json at PATH, read by the one reader (mlops.formats.manifest);
+    ManifestInvalid naming the file and the key when missing or malformed."""
+    schema = read_feature_schema(path)
+    return _interface(schema.interface.inputs, schema.output)
+
+
+def versioned_interface_of(manifest: Manifest) -> VersionedInterface:
+    """The registry's view of a model package's interface: its inputs and its output description (for a binary
+    model the very pairs a feature_schema.json of the same model gives, so the bump and hash carry over)."""
+    return _interface(manifest.interface.inputs, manifest.output_description())
 
 
 @dataclass(frozen=True)
@@ -75,7 +94,7 @@ class InterfaceDiff:
         return "; ".join(self.changes) if self.changes else "interface unchanged"
 
 
-def diff_interfaces(old: Interface, new: Interface) -> InterfaceDiff:
+def diff_interfaces(old: VersionedInterface, new: VersionedInterface) -> InterfaceDiff:
     """The bump that NEW needs after OLD, and why."""
     major: list[str] = []
     minor: list[str] = []
@@ -92,6 +111,10 @@ def diff_interfaces(old: Interface, new: Interface) -> InterfaceDiff:
         if of.type != nf.type:
             major.append(f"input retyped: {name} {of.type} -> {nf.type}")
             continue
+        if of.nullable and not nf.nullable:
+            major.append(f"input no longer nullable: {name}")
+        elif nf.nullable and not of.nullable:
+            minor.append(f"input now nullable: {name}")
         old_c, new_c = set(of.categories or ()), set(nf.categories or ())
         if old_c - new_c:
             major.append(f"categories removed from {name}: {', '.join(sorted(old_c - new_c))}")
@@ -108,16 +131,3 @@ def diff_interfaces(old: Interface, new: Interface) -> InterfaceDiff:
     if minor:
         return InterfaceDiff("minor", tuple(minor))
     return InterfaceDiff("patch", ())
-
-
-def bump_version(version: str, bump: str) -> str:
-    """v1.2.3 + minor -> v1.3.0 (pre-release and build parts are dropped)."""
-    m = _CORE.match(version)
-    if m is None or bump not in _RANK:
-        raise ValueError(f"cannot bump '{version}' by '{bump}'")
-    major, minor, patch = (int(g) for g in m.groups())
-    if bump == "major":
-        return f"v{major + 1}.0.0"
-    if bump == "minor":
-        return f"v{major}.{minor + 1}.0"
-    return f"v{major}.{minor}.{patch + 1}"

@@ -12,7 +12,8 @@ from mlops import dvc
 from mlops.config import RegistryParams
 from mlops.errors import RegistryError
 from mlops.files import md5_file, sha256_of
-from mlops.registry.interface import Interface, parse_interface
+from mlops.formats.manifest import MANIFEST_FILE, ManifestInvalid, read_manifest
+from mlops.registry.interface import VersionedInterface, read_versioned_interface, versioned_interface_of
 
 _HINT_LOCK = "run the pipeline (`mlops run` or `dvc repro`) and commit dvc.lock"
 
@@ -24,12 +25,13 @@ class ModelFacts:
     dvc_md5: str  # its hash in dvc.lock ("<md5>.dir" for a directory)
     model_file: str  # repo-relative path of the model file (or of the artifact directory, checksummed whole)
     model_sha256: str  # sha256 of that file, or of the directory's manifest (files.sha256_tree)
-    interface: Interface | None  # None: the artifact carries no feature_schema.json (any other model format)
+    interface: VersionedInterface | None  # None: the artifact carries no feature_schema.json (any other model format)
     data_md5: str | None  # the input data's hash in dvc.lock (when the pipeline has one data dependency)
     params_sha256: str  # sha256 of every stage's params as dvc.lock recorded them (canonical JSON)
     data: dict[str, str] = field(default_factory=dict)  # every input data dependency in dvc.lock: path -> hash
 
     def block(self) -> dict[str, Any]:
+        """The facts as keyword arguments of the tag's metadata (mlops.formats.tagmeta.TagMeta)."""
         return {"artifact": self.artifact, "path": self.path, "dvc_md5": self.dvc_md5,
                 "model_file": self.model_file, "model_sha256": self.model_sha256,
                 "interface": self.interface.to_json() if self.interface else None,
@@ -126,16 +128,22 @@ def _model_file(root: Path, target: Path, reg: RegistryParams) -> Path:
     return model
 
 
-def _interface(root: Path, target: Path, reg: RegistryParams) -> Interface | None:
-    """The model's interface when the artifact carries one (our feature_schema.json); None for any other model
-    (a pickle, joblib, ONNX or a directory of someone else's): it registers all the same, bumping patch."""
+def _interface(root: Path, target: Path, reg: RegistryParams) -> VersionedInterface | None:
+    """The model's interface when the artifact carries one: a model package's manifest (mlops-model.yaml, read by
+    the one manifest parser), else our feature_schema.json; None for any other model (a pickle, joblib, ONNX or a
+    directory of someone else's): it registers all the same, bumping patch."""
+    if target.is_dir() and (target / MANIFEST_FILE).is_file():
+        try:
+            return versioned_interface_of(read_manifest(target))
+        except ManifestInvalid as exc:
+            raise RegistryError(exc.message, hint=exc.hint) from None
     schema = target / reg.schema_file if target.is_dir() else target.with_name(reg.schema_file)
     if not schema.is_file():
         return None
     try:
-        return parse_interface(json.loads(schema.read_text(encoding="utf-8")))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RegistryError(f"{schema.relative_to(root)}: not a valid feature schema: {exc}") from None
+        return read_versioned_interface(schema)
+    except ManifestInvalid as exc:
+        raise RegistryError(f"not a valid feature schema: {exc.message}", hint=exc.hint) from None
 
 
 def collect_facts(root: Path, artifact: dvc.Artifact, reg: RegistryParams) -> ModelFacts:

@@ -14,17 +14,22 @@ from pathlib import Path
 from typing import Literal
 
 from mlops import git
+from mlops import versions as semver
 
 _NAME = r"[a-z0-9](?:[a-z0-9\-/]*[a-z0-9])?"
-_SEMVER = r"v(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)(?:-[0-9A-Za-z.\-]+)?(?:\+[0-9A-Za-z.\-]+)?"
+# the version group is mlops.versions' grammar with its named groups dropped (one SemVer, see that module)
+_SEMVER = re.sub(r"\(\?P<\w+>", "(?:", semver.PATTERN)
 TAG_RE = re.compile(
-    rf"^(?P<artifact>{_NAME})"
+    rf"(?P<artifact>{_NAME})"
     rf"(?:@(?P<version>{_SEMVER})(?P<dereg>!)?"
-    rf"|#(?P<stage>{_NAME})(?:#(?P<number>[1-9]\d*)|(?P<unassign>!)))$"
+    rf"|#(?P<stage>{_NAME})(?:#(?P<number>[1-9][0-9]*)|(?P<unassign>!)))",
+    re.ASCII,
 )
 _FIELDS = ("refname:strip=2", "objecttype", "*objectname", "objectname", "taggername", "taggeremail",
            "taggerdate:iso-strict", "contents")
 
+
+_MAX_TAG = 255  # git allows longer names; nothing mlops or GTO makes comes close
 
 Kind = Literal["register", "deregister", "assign", "unassign"]
 
@@ -62,21 +67,18 @@ def epoch(created: str) -> float:
 
 def parse_tag_name(name: str) -> ParsedName | None:
     """Parse a GTO tag name; None for anything else."""
-    m = TAG_RE.match(name)
+    m = TAG_RE.fullmatch(name) if len(name) <= _MAX_TAG else None
     if m is None:
         return None
     if m.group("version"):
+        if not semver.is_valid(m["version"]):
+            return None
         return ParsedName(m["artifact"], "deregister" if m["dereg"] else "register", m["version"], None, None)
     if m.group("unassign"):
         return ParsedName(m["artifact"], "unassign", None, m["stage"], None)
     return ParsedName(m["artifact"], "assign", None, m["stage"], int(m["number"]))
 
 
-def semver_key(version: str) -> tuple[int, int, int, int, str]:
-    """Sort key for vX.Y.Z[-pre]: a release sorts after its pre-releases."""
-    core, _, pre = version[1:].split("+")[0].partition("-")
-    major, minor, patch = (int(p) for p in core.split("."))
-    return (major, minor, patch, 0 if pre else 1, pre)
 
 
 def read_events(root: Path | str = ".", *, messages: bool = True) -> tuple[list[TagEvent], list[str]]:
@@ -128,12 +130,12 @@ class ArtifactState:
     def latest(self) -> VersionInfo | None:
         if not self.versions:
             return None
-        return self.versions[max(self.versions, key=semver_key)]
+        return self.versions[max(self.versions, key=semver.key)]
 
     def version_at(self, commit: str) -> VersionInfo | None:
         """The highest registered version whose tag points at COMMIT."""
         here = [v for v in self.versions.values() if v.commit == commit]
-        return max(here, key=lambda v: semver_key(v.version)) if here else None
+        return max(here, key=lambda v: semver.key(v.version)) if here else None
 
 
 def build_state(events: list[TagEvent]) -> dict[str, ArtifactState]:
@@ -164,7 +166,7 @@ def build_state(events: list[TagEvent]) -> dict[str, ArtifactState]:
             at = by_commit.get((e.artifact, e.commit))
             if at:
                 assigned.setdefault((e.artifact, e.stage), []).append(
-                    (max(at, key=lambda v: semver_key(v.version)), e.tag))
+                    (max(at, key=lambda v: semver.key(v.version)), e.tag))
         elif e.kind == "unassign" and e.stage:
             assigned.pop((e.artifact, e.stage), None)
     for (name, stage), entries in assigned.items():
@@ -204,6 +206,6 @@ def history(events: list[TagEvent], artifact: str) -> list[HistoryEntry]:
             by_commit.setdefault(e.commit, []).append(e.version)
         elif e.kind in ("assign", "unassign"):
             here = by_commit.get(e.commit)
-            version = max(here, key=semver_key) if here else None
+            version = max(here, key=semver.key) if here else None
         out.append(HistoryEntry(e, version))
     return out

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops.registry.metadata import headline
-from mlops.registry.tags import ArtifactState, HistoryEntry, semver_key
+from mlops import versions as semver
+from mlops.formats.tagmeta import headline
+from mlops.registry.tags import ArtifactState, HistoryEntry
 
 
 def show_data(state: dict[str, ArtifactState]) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def show_data(state: dict[str, ArtifactState]) -> dict[str, Any]:
     for name in sorted(state):
         art = state[name]
         latest = art.latest()
-        versions = sorted(art.versions.values(), key=lambda v: semver_key(v.version))
+        versions = sorted(art.versions.values(), key=lambda v: semver.key(v.version))
         arts[name] = {
             "latest": latest.version if latest else None,
             "latest_commit": latest.commit if latest else None,

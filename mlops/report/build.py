@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from mlops import checks, evidence
 from mlops.config import ReportParams
 from mlops.dvc import PlotSpec
+from mlops.errors import ReportError
 from mlops.gates import GateReport
+from mlops.mltestscore import Score
 from mlops.report.model import (
     Change,
     Chart,
     CheckRow,
+    Comparison,
     DataRow,
     Meta,
     MetricRow,
@@ -53,8 +58,15 @@ def _change(value: float | None, ref: float | None, higher: bool, noise: float) 
     return Change(value, ref, delta, "better" if (delta > 0) == higher else "worse")
 
 
+def _with_interval(change: Change, comparison: Comparison | None, name: str) -> Change:
+    found = comparison.intervals.get(name) if comparison is not None else None
+    if found is None or change.delta is None:
+        return change
+    return replace(change, verdict=found.verdict, interval=found)
+
+
 def metric_rows(cfg: ReportParams, head: State, base: State | None, prod: State | None,
-                head_reproduced: bool = True) -> tuple[MetricRow, ...]:
+                head_reproduced: bool = True, comparisons: Sequence[Comparison] = ()) -> tuple[MetricRow, ...]:
     names = list(head.metrics)
     for other in (base, prod):
         if other is not None:
@@ -69,8 +81,96 @@ def metric_rows(cfg: ReportParams, head: State, base: State | None, prod: State 
         if value is None and not head_reproduced:  # not "removed": this branch's value is simply unknown
             vb = Change(None, vb.reference, None, "n/a")
             vp = Change(None, vp.reference, None, "n/a") if vp is not None else None
+        by = {c.against: c for c in comparisons}
+        vb = _with_interval(vb, by.get("base"), name)
+        vp = _with_interval(vp, by.get("production"), name) if vp is not None else None
         rows.append(MetricRow(name, spec.higher_is_better, spec.noise, value, vb, vp))
     return tuple(rows)
+
+
+# --- per-row evidence: intervals and the prediction diff ---------------------------------------------------------
+
+def predictions_of(cfg: ReportParams, state: State) -> evidence.Predictions:
+    """STATE's held-out predictions as `report.predictions` describes them; ReportError says what is missing."""
+    spec = cfg.predictions
+    where = f"{spec.path} ({state.name})"
+    table = state.files.get(spec.path)
+    if table is None:
+        raise ReportError(f"{spec.path} not found at {state.name}")
+    cols = evidence.columns_of(table, where)
+    labels = None
+    if spec.labels:
+        raw = state.files.get(spec.labels)
+        if raw is None:
+            raise ReportError(f"{spec.labels} (the labels of {spec.path}) not found at {state.name}")
+        lcols = evidence.columns_of(raw, f"{spec.labels} ({state.name})")
+        if spec.label not in lcols or spec.id not in cols:
+            missing = spec.label if spec.label not in lcols else spec.id
+            raise ReportError(f"{spec.labels if missing == spec.label else spec.path} ({state.name}): "
+                              f"no column '{missing}'")
+        values = lcols[spec.label]
+        try:  # row N of the held-out data file is the prediction with id N
+            labels = [values[int(float(i))] for i in cols[spec.id]]
+        except (ValueError, TypeError, IndexError):
+            raise ReportError(f"{where}: ids of column '{spec.id}' are not row numbers of {spec.labels} "
+                              f"({len(values)} rows)") from None
+    threshold = spec.threshold or state.metrics.get("threshold") or 0.5
+    if not 0 < threshold < 1:
+        threshold = 0.5
+    return evidence.predictions_from(cols, where, id_column=spec.id, label=spec.label, score=spec.score,
+                                     task=spec.task, threshold=threshold, positive=spec.positive,
+                                     proba_prefix=spec.proba_prefix, labels=labels)
+
+
+def _agrees(reported: float | None, computed: float) -> bool:
+    """A reported metric is the computed one when they agree to the metrics file's rounding."""
+    return reported is not None and abs(reported - computed) <= 1e-4 * max(1.0, abs(computed))
+
+
+def compare(cfg: ReportParams, head: State, ref: State, against: str,
+            head_predictions: evidence.Predictions | None = None) -> Comparison:
+    """Intervals of every metric the held-out predictions give, and the prediction diff, of HEAD against REF.
+    Never raises for missing or unusable predictions: the comparison then says why in its notes."""
+    try:
+        hp = head_predictions if head_predictions is not None else predictions_of(cfg, head)
+        rp = predictions_of(cfg, ref)
+    except ReportError as exc:
+        return Comparison(against, ref.name, "", 0, {}, None, (f"no intervals or prediction diff: {exc.message}",))
+    if hp.task != rp.task:
+        return Comparison(against, ref.name, hp.task, 0, {}, None,
+                          (f"no intervals or prediction diff: {ref.name} is a {rp.task} model, this branch "
+                           f"a {hp.task} one",))
+    h, r, only_h, only_r = evidence.align(hp, rp)
+    notes: list[str] = []
+    if only_h or only_r:
+        notes.append(f"{only_h} held-out row(s) only on this branch and {only_r} only at {ref.name}: "
+                     f"compared on the {len(h.ids)} they share")
+    diff = evidence.prediction_diff(h, r, only_h, only_r) if h.ids else None
+    intervals: dict[str, evidence.Interval] = {}
+    split = cfg.predictions.split if cfg.predictions.split is not None else (cfg.headline or "").rpartition(".")[0]
+    if cfg.resamples and len(h.ids) >= 2 and evidence.same_rows(h, r):
+        computed = evidence.paired_bootstrap(h, r, resamples=cfg.resamples, seed=cfg.seed,
+                                             confidence=cfg.confidence)
+        for name in dict.fromkeys([*head.metrics, *ref.metrics]):
+            key = evidence.matching_metric(name, computed, split)
+            if key is None:
+                continue
+            iv = computed[key]
+            if not only_h and not only_r and not (_agrees(head.metrics.get(name), iv.head)
+                                                   and _agrees(ref.metrics.get(name), iv.reference)):
+                notes.append(f"{name}: the per-row predictions give {iv.head:.4f} (this branch) and "
+                             f"{iv.reference:.4f} ({ref.name}), the metrics files say "
+                             f"{_opt(head.metrics.get(name))} and {_opt(ref.metrics.get(name))}: no interval")
+                continue
+            intervals[name] = iv
+    elif cfg.resamples and h.ids:
+        notes.append(f"no intervals: the labels of the held-out rows differ between this branch and {ref.name} "
+                     "(the held-out data changed), so the rows cannot be paired")
+    return Comparison(against, ref.name, h.task, len(h.ids), intervals, diff, tuple(notes))
+
+
+def _opt(v: float | None) -> str:
+    return "nothing" if v is None else f"{v:.4f}"
 
 
 def param_rows(head: State, base: State | None) -> tuple[ParamRow, ...]:
@@ -170,6 +270,19 @@ def segment_rows(cfg: ReportParams, head: State, base: State | None) -> tuple[Se
                 rows.append(SegmentRow(str(column), str(value), metric, int(rows_n) if rows_n is not None else None,
                                        float(bv), float(hv), float(hv) - float(bv)))
     return tuple(rows)
+
+
+def attribution_rows(head: State, base: State | None, top: int = 5) -> tuple[tuple[str, float, float, float], ...]:
+    """The TOP largest changes of attribution share against BASE, from the metrics file each side has that
+    carries `attributions` (checks.json of `mlops check`); none when either side has none."""
+    if base is None:
+        return ()
+
+    def shares(state: State) -> dict[str, float] | None:
+        return next((s for doc in state.files.values() if (s := checks.attribution_shares(doc))), None)
+
+    h, b = shares(head), shares(base)
+    return tuple(checks.attribution_changes(h, b, top)) if h and b else ()
 
 
 # --- charts ---------------------------------------------------------------------------------------------------
@@ -273,14 +386,18 @@ def charts_of(specs: Sequence[PlotSpec], states: Mapping[str, State]) -> tuple[C
 def build_report(cfg: ReportParams, head: State, base: State | None, production: State | None,
                  production_note: str, gates: GateReport | None, specs: Sequence[PlotSpec], meta: Meta,
                  notes: Sequence[str] = (), production_gates: GateReport | None = None,
-                 pipeline: PipelineFailure | None = None) -> Report:
-    """Pure: every diff of the report from already-read states (PIPELINE: the pipeline failed first)."""
+                 pipeline: PipelineFailure | None = None, recomputed: Sequence[tuple[str, str]] = (),
+                 comparisons: Sequence[Comparison] = (), test_score: Score | None = None) -> Report:
+    """Pure: every diff of the report from already-read states (PIPELINE: the pipeline failed first).
+    COMPARISONS: the per-row evidence against base and production (`compare`)."""
     states = {s.role: s for s in (head, base, production) if s is not None}
     return Report(
         head=head, base=base, production=production, production_note=production_note, headline=cfg.headline or "",
-        metrics=metric_rows(cfg, head, base, production, pipeline is None or pipeline.metrics_reproduced),
+        metrics=metric_rows(cfg, head, base, production, pipeline is None or pipeline.metrics_reproduced,
+                            comparisons),
         params=param_rows(head, base),
         data=data_rows(cfg, head, base), checks=check_rows(cfg, head), segments=segment_rows(cfg, head, base),
         charts=charts_of(specs, states), gates=gates, notes=tuple(notes), meta=meta,
-        production_gates=production_gates, pipeline=pipeline,
+        production_gates=production_gates, pipeline=pipeline, recomputed=tuple(recomputed),
+        comparisons=tuple(comparisons), test_score=test_score, attributions=attribution_rows(head, base),
     )

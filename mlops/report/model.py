@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops.evidence import Interval, PredictionDiff
 from mlops.gates import GateReport
+from mlops.mltestscore import Score
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,9 @@ class Change:
     value: float | None
     reference: float | None
     delta: float | None
-    verdict: str  # "better", "worse", "unchanged", "new", "removed", "n/a"
+    verdict: str  # "better", "worse", "unchanged", "within noise" (interval), "new", "removed", "n/a"
+    # The paired interval of the change, when both sides' per-row predictions give it: then it sets the verdict.
+    interval: Interval | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,23 @@ class Chart:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """What the per-row held-out predictions say against one reference (main or production)."""
+
+    against: str  # "base" or "production"
+    name: str  # what the reader sees: "main", "production"
+    task: str  # binary, multiclass, regression ("" when the predictions could not be read)
+    rows: int  # rows matched by id
+    intervals: Mapping[str, Interval]  # by the report's metric name ("test.roc_auc")
+    diff: PredictionDiff | None
+    notes: tuple[str, ...] = ()  # what is missing and why
+
+    @property
+    def interval_bounds(self) -> dict[str, tuple[float, float]]:
+        return {k: (v.low, v.high) for k, v in self.intervals.items()}
+
+
+@dataclass(frozen=True)
 class Meta:
     version: str
     seconds: float
@@ -139,6 +160,15 @@ class Report:
     production_gates: GateReport | None = None
     # Set when the pipeline failed: the report still shows validation and whatever metrics exist.
     pipeline: PipelineFailure | None = None
+    # (stage, why) of the stages this run recomputed: "outputs not in the remote", "changed params", ...
+    recomputed: tuple[tuple[str, str], ...] = ()
+    # Intervals and prediction diffs against main and production (mlops.evidence), when per-row predictions exist.
+    comparisons: tuple[Comparison, ...] = ()
+    # The project's ML Test Score (Breck et al. 2017), assessed from its files (`mlops score`).
+    test_score: Score | None = None
+    # The top changes of global attribution shares against main (checks.json of `mlops check`): (feature, base
+    # share, head share, change).
+    attributions: tuple[tuple[str, float, float, float], ...] = ()
 
     @property
     def headline_row(self) -> MetricRow | None:

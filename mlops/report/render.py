@@ -23,7 +23,8 @@ GITHUB_LIMIT = 65_536
 MARKDOWN_BUDGET = GITHUB_LIMIT - 1_536
 FOOTER_MARK = "<!-- mlops:footer -->"
 
-ICONS = {"better": "🟢", "worse": "🔴", "unchanged": "⚪", "new": "🆕", "removed": "➖", "n/a": ""}
+ICONS = {"better": "🟢", "worse": "🔴", "unchanged": "⚪", "within noise": "⚪", "new": "🆕", "removed": "➖",
+         "n/a": ""}
 
 
 def fmt(v: float | None, digits: int = 4) -> str:
@@ -36,16 +37,26 @@ def change_text(c: Change | None) -> str:
         return "–"
     if c.verdict in ("new", "removed"):
         return f"{ICONS[c.verdict]} {c.verdict}"
-    assert c.delta is not None  # narrowed: verdict is better/worse/unchanged
+    assert c.delta is not None  # narrowed: verdict is better/worse/unchanged/within noise
     if c.verdict == "unchanged":
         return f"{ICONS['unchanged']} = {c.delta:+.4f}" if c.delta else f"{ICONS['unchanged']} ="
+    iv = c.interval
+    ci = f" [{iv.low:+.4f}, {iv.high:+.4f}]" if iv is not None else ""
+    if c.verdict == "within noise" and iv is not None and c.delta == iv.low == iv.high == 0:
+        return f"{ICONS['unchanged']} ="  # the same score on every row
+    if c.verdict == "within noise":
+        return f"{ICONS['within noise']} {c.delta:+.4f}{ci} within noise"
     arrow = "▲" if c.delta > 0 else "▼"
-    return f"{ICONS[c.verdict]} {arrow} {c.delta:+.4f}"
+    return f"{ICONS[c.verdict]} {arrow} {c.delta:+.4f}{ci}"
+
+
+def pct(v: float | None, digits: int = 2) -> str:
+    return "–" if v is None else f"{100 * v:.{digits}f}%"
 
 
 def _env(root: Path | None, *, html: bool) -> Environment:
     env: Environment = template_env(root, html=html, globals_={"fmt": fmt, "change_text": change_text,
-                                                              "icons": ICONS})
+                                                              "icons": ICONS, "pct": pct})
     return env
 
 
@@ -106,4 +117,9 @@ def as_json(report: Report) -> str:
             data[key]["passed"] = gate_report.passed
     for chart in data["charts"]:
         chart.pop("mermaid", None)
+    if report.test_score is not None:
+        data["test_score"]["sections"] = report.test_score.sections
+        data["test_score"]["final"] = report.test_score.final
+    for comparison, raw in zip(report.comparisons, data["comparisons"], strict=True):
+        raw["metrics"] = comparison.diff.metrics() if comparison.diff is not None else {}
     return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"

@@ -1,7 +1,11 @@
 """The admin API: change what a model name serves, on every worker, or say why not.
 
-All endpoints need `Authorization: Bearer TOKEN` (the token of $MLOPS_ADMIN_TOKEN or --admin-token-file, compared
-in constant time); with no token configured the admin API is off and answers 401.
+All endpoints need `Authorization: Bearer TOKEN` (the token of $MLOPS_ADMIN_TOKEN or --admin-token-file, at least
+32 characters, compared in constant time); with no token configured the admin API is off and answers 401. After
+`admin_max_failures` wrong tokens from one client address within `admin_failure_window` seconds, that address
+gets 429 (with Retry-After) on every admin call, the right token included, until the window has passed: a guess
+costs a window, per worker process. Names and versions are checked strictly (no trailing newline), and nothing is
+created in the store for a name it does not hold.
 
     GET  /admin/models/{name}            the serving state, and what each worker serves
     POST /admin/models/{name}/load       {"version": "v1.1.0", "role": "stable"|"canary"|"shadow", "percent": 10}
@@ -21,6 +25,7 @@ import asyncio
 import hmac
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -28,10 +33,11 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlops.errors import MlopsError, ModelStoreError
-from mlops.modelstore import NotInStore, check_name, check_version
+from mlops.modelstore import NotInStore
 from mlops.serve.app import HttpError, Receive, read_body
 from mlops.serve.models import LoadedModel, load_model
 from mlops.serve.runtime import Runtime
+from mlops.serve.settings import strict_name, strict_version
 from mlops.serve.state import (
     ServingState,
     StateConflict,
@@ -69,14 +75,61 @@ class EmptyBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-def authorized(runtime: Runtime, header: bytes | None) -> None:
+class AuthThrottle:
+    """Refused admin tokens per client address in a sliding window; at the limit the address waits the window out.
+    Bounded memory: at most MAX_CLIENTS addresses are tracked (beyond, the oldest entries are forgotten)."""
+
+    MAX_CLIENTS = 4096
+
+    def __init__(self, max_failures: int, window: float) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+
+    def wait(self, who: str, now: float) -> float:
+        """Seconds WHO must wait before its next try (0: it may try now)."""
+        times = self._failures.get(who)
+        if times is None:
+            return 0.0
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[who]
+            return 0.0
+        return times[0] + self.window - now if len(times) >= self.max_failures else 0.0
+
+    def failed(self, who: str, now: float) -> bool:
+        """Count a refused token of WHO; True when that starts a lockout."""
+        times = self._failures.get(who)
+        if times is None:
+            if len(self._failures) >= self.MAX_CLIENTS:
+                for key in list(self._failures)[: self.MAX_CLIENTS // 4]:
+                    del self._failures[key]
+            times = self._failures[who] = deque(maxlen=self.max_failures)
+        times.append(now)
+        return len(times) >= self.max_failures
+
+
+def authorized(runtime: Runtime, header: bytes | None, throttle: AuthThrottle | None = None,
+               who: str = "") -> None:
     token = runtime.settings.admin_token
     challenge = [(b"www-authenticate", b'Bearer realm="mlops-admin"')]
     if token is None:
         raise HttpError(401, "the admin API is off: the server was started without an admin token "
                              "(set MLOPS_ADMIN_TOKEN or --admin-token-file)", challenge)
+    now = time.monotonic()
+    if throttle is not None:
+        wait = throttle.wait(who, now)
+        if wait > 0:
+            raise HttpError(429, f"too many refused admin tokens from this address: retry in {wait:.0f} s "
+                                 f"(at most {throttle.max_failures} per {throttle.window:g} s)",
+                            [(b"retry-after", str(max(1, round(wait))).encode())])
     expected = b"Bearer " + token.encode()
     if header is None or not hmac.compare_digest(header, expected):
+        # A wrong token is a guess, counted; no header guesses nothing. Said once per lockout: no log flood.
+        if throttle is not None and header is not None and throttle.failed(who, now):
+            log.warning("admin calls refused for a while: too many wrong tokens from one address",
+                        extra={"client": who, "failures": throttle.max_failures, "window_s": throttle.window})
         raise HttpError(401, "admin endpoints need 'Authorization: Bearer <admin token>'", challenge)
 
 
@@ -157,16 +210,17 @@ def _state_payload(runtime: Runtime, state: ServingState) -> dict[str, Any]:
 
 
 async def handle_admin(runtime: Runtime, method: str, parts: list[str], auth: bytes | None, receive: Receive,
-                       length: bytes | None) -> tuple[str, int, dict[str, Any]]:
+                       length: bytes | None, throttle: AuthThrottle | None = None,
+                       who: str = "") -> tuple[str, int, dict[str, Any]]:
     """(route template, status, payload) of an admin request; HttpError for the refusals."""
     n = len(parts)
     if n < 3 or parts[1] != "models" or n > 4 or (n == 4 and parts[3] not in OPS):
         raise HttpError(404, "no such admin path (see /openapi.json)")
     template = "/admin/models/{name}" + (f"/{parts[3]}" if n == 4 else "")
-    authorized(runtime, auth)
+    authorized(runtime, auth, throttle, who)
     name = parts[2]
     try:
-        check_name(name)
+        strict_name(name)
     except MlopsError as exc:
         raise HttpError(404, exc.message) from None
     if not runtime.serves(name):
@@ -188,9 +242,13 @@ async def handle_admin(runtime: Runtime, method: str, parts: list[str], auth: by
     if op == "load":
         body = _body(LoadBody, raw)
         try:
-            check_version(body.version)
+            strict_version(body.version)
         except MlopsError as exc:
             raise HttpError(400, f"field 'version': {exc.message}") from None
+        if not await asyncio.to_thread((runtime.settings.store / name / body.version).is_dir):
+            # before any lock file is made: the store holds nothing under a name or version it never installed
+            raise HttpError(404, f"{name} {body.version} is not in the model store (install it with `mlops "
+                                 "deploy`)")
         load = body.version
 
         def transition(s: ServingState) -> ServingState:

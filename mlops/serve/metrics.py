@@ -4,7 +4,10 @@ Each worker process writes its samples to memory-mapped files in the server's ow
 (PROMETHEUS_MULTIPROC_DIR, set by the supervisor before the workers start); /metrics, answered by any worker,
 adds them up. Names:
 
-- `model_infer_request_success_total`, `model_infer_request_failure_total` {model, version} (MLServer)
+- `model_infer_request_success_total`, `model_infer_request_failure_total` {model, version} (MLServer): failures
+  are the server's and the model's (5xx, a prediction that raised), what a canary is judged on
+- `model_infer_request_client_error_total` {model, version}: requests refused for the client's input (4xx: bad
+  input, over a limit, a client that went away), counted apart so that no client can fail a canary
 - `model_infer_request_duration` {model, version} (seconds): the whole request, body read to response (histogram)
 - `request_predict_seconds` {model_name}: the model's own prediction time (KServe)
 - `mlops_prediction` {model, version}: the distribution of predicted probabilities (histogram, 0.05 buckets)
@@ -36,6 +39,7 @@ class ModelMetrics:
 
     success: Any
     failure: Any
+    client_error: Any
     duration: Any
     predict: Any
     prediction: Any
@@ -69,8 +73,11 @@ class Metrics:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.success = pc.Counter("model_infer_request_success", "Successful inference requests",
                                   ["model", "version"], registry=reg)
-        self.failure = pc.Counter("model_infer_request_failure", "Failed inference requests (bad input included)",
+        self.failure = pc.Counter("model_infer_request_failure", "Failed inference requests (5xx, model errors)",
                                   ["model", "version"], registry=reg)
+        self.client_error = pc.Counter("model_infer_request_client_error",
+                                       "Inference requests refused for the client's input (4xx)",
+                                       ["model", "version"], registry=reg)
         self.duration = pc.Histogram("model_infer_request_duration", "Inference request duration in seconds",
                                      ["model", "version"], buckets=LATENCY_BUCKETS, registry=reg)
         self.predict = pc.Histogram("request_predict_seconds", "Model prediction time", ["model_name"],
@@ -92,8 +99,8 @@ class Metrics:
         found = self._children.get(key)
         if found is None:
             found = ModelMetrics(self.success.labels(name, version), self.failure.labels(name, version),
-                                 self.duration.labels(name, version), self.predict.labels(name),
-                                 self.prediction.labels(name, version))
+                                 self.client_error.labels(name, version), self.duration.labels(name, version),
+                                 self.predict.labels(name), self.prediction.labels(name, version))
             self._children[key] = found
         return found
 

@@ -25,8 +25,10 @@ _ERRORS: dict[str, Any] = {
     "400": _json(_ERR, "Bad input: the message names the field (and the row)"),
     "404": _json(_ERR, "Unknown model, version or path"),
     "405": _json(_ERR, "Method not allowed"),
-    "413": _json(_ERR, "Body over the size limit (--max-body-bytes)"),
-    "503": _json(_ERR, "Model not ready"),
+    "408": _json(_ERR, "Request head or body not received in time (--header-timeout, --body-timeout)"),
+    "413": _json(_ERR, "Body over the size limit (--max-body-bytes), or more rows than --max-rows"),
+    "415": _json(_ERR, "The body is not declared as JSON (Content-Type: application/json)"),
+    "503": _json(_ERR, "Model not ready, or the worker's connection limit reached (--max-connections)"),
     "default": _json(_ERR, "Any other error, as {\"error\": message}"),
 }
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
@@ -34,11 +36,15 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "str
 _VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"},
             "description": "Model version, exactly as loaded (e.g. v1.1.0)"}
 _RID = {"name": "x-request-id", "in": "header", "required": False, "schema": {"type": "string"},
-        "description": "Echoed back when it is printable ASCII of at most 128 characters (else a generated id "
-                       "replaces it); the same id always gets the same version while a canary runs"}
+        "description": "The client's own id: echoed as x-client-request-id and logged beside the server's id when "
+                       "it is printable ASCII of at most 128 characters; the same id always gets the same version "
+                       "while a canary runs. It is never the request-log's join key"}
 _HEADERS = {"x-model-version": {"description": "The version that answered", "schema": {"type": "string"}},
-            "x-request-id": {"description": "The request id (the client's, or a generated one)",
-                             "schema": {"type": "string"}}}
+            "x-request-id": {"description": "The id the server issued for this request: its request-log lines "
+                                            "carry it, and late labels quote it (with the row index)",
+                             "schema": {"type": "string"}},
+            "x-client-request-id": {"description": "The client's x-request-id, when it sent a valid one",
+                                    "schema": {"type": "string"}}}
 
 
 def _with_headers(response: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +109,7 @@ def _admin_op(summary: str, op_id: str, body: dict[str, Any] | None) -> dict[str
             "401": _json(_ERR, "No or wrong bearer token, or no admin token configured"),
             "404": _json(_ERR, "Unknown model, or a version not in the store"),
             "409": _json(_ERR, "Refused: checksum mismatch, failed warm-up, or nothing to promote/roll back"),
+            "429": _json(_ERR, "Too many refused tokens from this address: wait Retry-After seconds"),
             "503": _json(_ERR, "Written, but not applied by every worker within the admin timeout"),
             "default": _json(_ERR, "Any other error"),
         }}
@@ -231,7 +238,7 @@ def document(iface: ModelInterface | None = None) -> dict[str, Any]:
         "admin_load": {
             "type": "object", "required": ["version"], "additionalProperties": False,
             "properties": {"version": {"type": "string", "example": "v1.1.0",
-                                       "pattern": r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$"},
+                                       "pattern": r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$"},
                            "role": {"type": "string", "enum": ["stable", "canary", "shadow"], "default": "stable"},
                            "percent": {"type": "number", "minimum": 0, "maximum": 100,
                                        "description": "canary only: its share of traffic (default 10)"}}},

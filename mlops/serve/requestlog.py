@@ -1,26 +1,10 @@
-"""The request log that monitoring reads: JSON lines, one line per predicted row, written off the response path.
+"""The server's request-log writer: the lines of mlops.formats.requestlog (their one writer), written off the
+response path.
 
-Files: LOG_DIR/requests-w{N}.jsonl, one per worker process N (a single writer each, so lines never interleave);
-when one reaches --log-max-bytes it is renamed to requests-w{N}-{UTC time}-{seq}.jsonl and a new one is started;
-the newest --log-keep rotated files per worker are kept. Read every `requests-*.jsonl` of the directory.
-
-One line per row of a successful request (keys always present, in this order):
-
-    {"ts": "2026-11-23T20:00:00.123456Z",  request received, UTC
-     "request_id": "...",                  the x-request-id header (generated when the client sent none)
-     "model": "churn-model", "version": "v1.1.0",
-     "role": "stable" | "canary" | "shadow",   shadow lines are the candidate's answers, never sent to the client
-     "endpoint": "v2" | "v1",              Open Inference Protocol or records
-     "row": 0, "rows": 1,                  the row's index in its request, and the request's row count
-     "latency_ms": 0.41,                   the request's server time (for shadow: its own scoring time)
-     "status": 200,
-     "inputs": {"tenure": 12, "contract": "One year", ...},   the raw record as sent (V2 columns turned into records)
-     "outputs": {"probability": 0.1234}}
-
-A request answered with an error gives one line with `"status"` (4xx), `"error"` (the message), `"row": null`,
-`"inputs": null` and `"outputs": null`. Sampling (--log-sample) picks whole requests at random. The handler only
-puts a tuple on a bounded queue; a writer thread serialises and writes; when the queue is full the line is dropped
-and counted (`mlops_request_log_dropped_total`), never the request delayed.
+The handler only puts a tuple on a bounded queue; a writer thread serialises and writes; when the queue is full the
+request is dropped and counted (`mlops_request_log_dropped_total`), never the request delayed. One file per worker
+process (a single writer each, so lines never interleave), rotated at --log-max-bytes, the newest --log-keep
+rotated files kept. What one request may write is bounded (`rows_per_request`, `bytes_per_request`).
 """
 
 from __future__ import annotations
@@ -32,23 +16,22 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlops.formats.requestlog import encode_request
+
 log = logging.getLogger("mlops.serve")
 
-# (ts, request_id, model, version, role, endpoint, latency_ms, status, records, columns, predictions, output, error)
-Entry = tuple[float, str, str, str, str, str, float, int, Any, Any, Any, str, str | None]
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+# (ts, request_id, model, version, role, endpoint, latency_ms, status, records, columns, predictions, output, error
+#  [, client_request_id [, feature names]]): the optional tail is what the server adds; tools may leave it out.
+Entry = tuple[Any, ...]
 
 
 class RequestLog:
     def __init__(self, directory: Path, worker: int, *, max_bytes: int, keep: int, queue_size: int = 20000,
-                 on_drop: Callable[[], None] | None = None) -> None:
+                 on_drop: Callable[[], None] | None = None, rows_per_request: int = 100,
+                 bytes_per_request: int = 128 * 1024) -> None:
         import orjson
 
         self._dumps = orjson.dumps
@@ -57,6 +40,8 @@ class RequestLog:
         self.worker = worker
         self.max_bytes = max_bytes
         self.keep = keep
+        self.rows_per_request = rows_per_request
+        self.bytes_per_request = bytes_per_request
         self.path = self.directory / f"requests-w{worker}.jsonl"
         self._q: queue.Queue[Entry | None] = queue.Queue(maxsize=queue_size)
         self._on_drop = on_drop
@@ -83,26 +68,14 @@ class RequestLog:
 
     # --- the writer thread ---------------------------------------------------------------------------------------
 
-    def _lines(self, e: Entry) -> list[bytes]:
-        ts, rid, model, version, role, endpoint, latency, status, records, columns, preds, output, error = e
-        head = {"ts": _iso(ts), "request_id": rid, "model": model, "version": version, "role": role,
-                "endpoint": endpoint}
-        dumps = self._dumps
-        if error is not None or preds is None:
-            return [dumps({**head, "row": None, "rows": None, "latency_ms": round(latency, 3), "status": status,
-                           "error": error, "inputs": None, "outputs": None}) + b"\n"]
-        values: Sequence[float] = preds.tolist()
-        if records is None and columns is not None:
-            names = list(columns)
-            records = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
-        n = len(values)
-        lat = round(latency, 3)
-        out = []
-        for i, p in enumerate(values):
-            rec = records[i] if records is not None and i < len(records) else None
-            out.append(dumps({**head, "row": i, "rows": n, "latency_ms": lat, "status": status, "inputs": rec,
-                              "outputs": {output: p}}) + b"\n")
-        return out
+    def _lines(self, e: Entry) -> bytes:
+        ts, rid, model, version, role, endpoint, latency, status, records, columns, preds, output, error = e[:13]
+        client = e[13] if len(e) > 13 else None
+        features = e[14] if len(e) > 14 else None
+        values: Sequence[float] | None = preds.tolist() if preds is not None else None
+        return encode_request(ts, rid, client, model, version, role, endpoint, latency, status, records, columns,
+                              values, output, error, features=features, max_rows=self.rows_per_request,
+                              max_bytes=self.bytes_per_request, dumps=self._dumps)
 
     def _run(self) -> None:
         while True:
@@ -118,7 +91,7 @@ class RequestLog:
                 if entry is None:
                     continue
                 try:
-                    self._write(b"".join(self._lines(entry)))
+                    self._write(self._lines(entry))
                 except (TypeError, ValueError) as exc:  # a value orjson cannot write: skip the entry, say why
                     log.warning("request log: entry skipped", extra={"error": str(exc)})
             try:

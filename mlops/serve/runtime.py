@@ -56,6 +56,14 @@ class Route:
         return self.stable, "stable"
 
 
+def empty_store_reason(store: Path, model: str | None = None) -> str:
+    """What an empty store (or one without MODEL) needs: a deploy fills it, or a first try serves a package."""
+    what = f"no version of model '{model}'" if model else "no model"
+    return (f"the model store {store} holds {what}: `mlops deploy --target local --ref NAME@vX.Y.Z` installs a "
+            "registered version (after `mlops promote`), or try the workspace's package without the registry: "
+            "`mlops serve --model-dir models` (the directory `mlops package` wrote)")
+
+
 class Runtime:
     def __init__(self, settings: ServeSettings, index: int, runtime_dir: Path, workers: int,
                  parent: int | None = None) -> None:
@@ -81,7 +89,9 @@ class Runtime:
         self._lock = asyncio.Lock()
         if self.settings.log_dir is not None:
             self.reqlog = RequestLog(self.settings.log_dir, self.index, max_bytes=self.settings.log_max_bytes,
-                                     keep=self.settings.log_keep, on_drop=self.metrics.dropped.inc)
+                                     keep=self.settings.log_keep, on_drop=self.metrics.dropped.inc,
+                                     rows_per_request=self.settings.log_rows_per_request,
+                                     bytes_per_request=self.settings.log_bytes_per_request)
         # Serve the current state before taking connections (the lifespan startup runs before uvicorn accepts): a
         # worker that answers is one whose models are loaded, so the workers of one server agree on readiness.
         try:
@@ -106,6 +116,17 @@ class Runtime:
     @property
     def ready(self) -> bool:
         return bool(self.routes) and all(r.stable is not None for r in self.routes.values())
+
+    def not_ready_reason(self) -> str:
+        """Why the server is not ready, with what fills it: what the not-ready answer and the log say."""
+        store = self.settings.store
+        if self.errors:
+            name, err = sorted(self.errors.items())[0]
+            return f"model '{name}' could not be loaded: {err.get('error')}"
+        waiting = [n for n, r in self.routes.items() if r.stable is None]
+        if waiting:
+            return f"model '{waiting[0]}' has no stable version loaded yet"
+        return empty_store_reason(store, self.settings.model)
 
     def serves(self, name: str) -> bool:
         """Whether NAME may be served here (--model restricts the server to one name)."""

@@ -9,6 +9,7 @@ that already runs xgboost's threads.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -24,7 +25,7 @@ from typing import Any
 
 from mlops import modelstore
 from mlops.errors import ModelStoreError, ServeError
-from mlops.serve.settings import ServeSettings
+from mlops.serve.settings import ServeSettings, is_loopback, strict_name
 from mlops.serve.state import ServingState, locked, now_iso, read_state, write_state
 
 log = logging.getLogger("mlops.serve")
@@ -91,6 +92,61 @@ def initial_states(settings: ServeSettings) -> list[str]:
     return names
 
 
+WORKSPACE_PRE = "workspace"
+
+
+def workspace_name(directory: Path) -> str:
+    """The model name of a served directory: its folder's name, made a valid store name."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(directory).resolve().name).strip("-._") or "model"
+    return strict_name(name[:128])
+
+
+def install_workspace(settings: ServeSettings) -> ServeSettings:
+    """--model-dir: install the package in the directory into the store as NAME v0.0.0-workspace+SHA (SHA: the
+    first 12 hex digits of the package's sha256, files.sha256_tree), every file's sha256 recorded by the store and
+    checked again when a worker loads it, and make it the stable version. The settings to serve it with.
+
+    This is the newcomer's path, with no registry tag to check against: the files are trusted because the person
+    who runs the server points at them, and the sha256 in the log says which bytes were served."""
+    from mlops.files import sha256_file, sha256_tree
+    from mlops.formats.manifest import MANIFEST_FILE, ManifestInvalid, read_manifest
+
+    assert settings.model_dir is not None  # the caller checks
+    src = Path(settings.model_dir)
+    name = settings.model or workspace_name(src)
+    if (src / MANIFEST_FILE).is_file():
+        try:
+            manifest = read_manifest(src)
+        except ManifestInvalid as exc:
+            raise ServeError(f"--model-dir: {exc.message}", hint=exc.hint) from None
+        model_file = manifest.files[0].path
+    elif (src / "model.ubj").is_file() and (src / "feature_schema.json").is_file():
+        model_file = "model.ubj"  # the churn stages' artifact before packages
+    else:
+        raise ServeError(f"--model-dir {src}: no {MANIFEST_FILE} in it",
+                         hint="write the package first: mlops package --model FILE --data HELD_OUT.csv --target COL "
+                              "--task TASK --out DIR")
+    tree = sha256_tree(src)
+    version = f"v0.0.0-{WORKSPACE_PRE}+{tree[:12]}"
+    try:
+        modelstore.install(settings.store, name, version, src, model_file=model_file,
+                           model_sha256=sha256_file(src / model_file),
+                           meta={"tag": None, "commit": None, "source": str(src.resolve()), "sha256_tree": tree})
+    except ModelStoreError as exc:
+        raise ServeError(f"--model-dir {src}: {exc.message}", hint=exc.hint) from None
+    with locked(settings.store, name):
+        current = read_state(settings.store, name)
+        if current is None or current.stable != version or current.canary or current.shadow:
+            write_state(settings.store, ServingState(name, (current.generation + 1) if current else 1,
+                                                     stable=version, updated_at=now_iso(),
+                                                     reason=f"mlops serve --model-dir {src}"))
+    log.info("serving the workspace's package", extra={"model": name, "version": version, "directory": str(src),
+                                                       "sha256_tree": tree, "store": str(settings.store)})
+    return dataclasses.replace(settings, model=name, model_dir=None)
+
+
 def _exit_with_parent(parent: int) -> None:
     """A worker must not outlive its supervisor (killed with SIGKILL, it cannot stop them): on Linux the kernel
     sends SIGTERM when the parent dies; elsewhere the serving-state loop notices the new parent."""
@@ -117,15 +173,22 @@ def worker_main(settings: ServeSettings, index: int, runtime_dir: str, workers: 
     import uvicorn
 
     from mlops.serve.app import ServeApp
+    from mlops.serve.protocol import GuardedProtocol
     from mlops.serve.runtime import Runtime
 
     runtime = Runtime(settings, index, Path(runtime_dir), workers, parent=parent)
-    app = ServeApp(runtime)
+    app: Any = ServeApp(runtime)
+    if settings.grpc_port is not None:  # V2 over gRPC, on the port the supervisor reserved (mlops.serve.grpc_server)
+        from mlops.serve.grpc_server import WithGrpc
+
+        app = WithGrpc(app, settings.host, settings.grpc_port)
     loop = "uvloop" if _has("uvloop") else "auto"
-    http = "httptools" if _has("httptools") else "auto"
+    # httptools is a dependency of the serve extra: the receive deadlines are built on its protocol.
+    http = GuardedProtocol.configured(settings.header_timeout, settings.body_timeout)
     config = uvicorn.Config(app, loop=loop, http=http, ws="none", lifespan="on", interface="asgi3",
                             access_log=False, log_config=None, server_header=False, date_header=False,
-                            timeout_keep_alive=15, timeout_graceful_shutdown=10, backlog=2048)
+                            timeout_keep_alive=15, timeout_graceful_shutdown=10, backlog=2048,
+                            limit_concurrency=settings.max_connections)
     # What lives until the end (modules, the app) leaves the collector's generations: fewer, shorter pauses.
     gc.collect()
     gc.freeze()
@@ -198,6 +261,8 @@ def serve(settings: ServeSettings, *, on_started: Callable[[str], None] | None =
 
     settings.check()
     require("serve", "mlops serve")
+    if not _has("httptools"):  # the receive deadlines are built on its protocol (mlops.serve.protocol)
+        raise ServeError("mlops serve needs httptools, which is not installed", hint='pip install "mlops[serve]"')
     for flag, folder in (("--store", settings.store), ("--log-dir", settings.log_dir)):
         if folder is None:
             continue
@@ -206,14 +271,31 @@ def serve(settings: ServeSettings, *, on_started: Callable[[str], None] | None =
         except OSError as exc:
             raise ServeError(f"{flag} {folder}: cannot create it ({exc.strerror or type(exc).__name__})",
                              hint="pass a writable folder") from None
-    initial_states(settings)
+    if settings.model_dir is not None:
+        settings = install_workspace(settings)
+    names = initial_states(settings)
+    if not any(modelstore.versions(settings.store, n) for n in names):
+        from mlops.serve.runtime import empty_store_reason
+
+        log.warning("not ready: nothing to serve", extra={"reason": empty_store_reason(settings.store,
+                                                                                          settings.model)})
     # One listening socket, inherited by every worker: an idle worker takes the next connection (with one socket
     # per worker under SO_REUSEPORT, the kernel hashes connections and a few long-lived ones can pile on one).
     sock = listen(settings.host, settings.port)
     port = int(sock.getsockname()[1])
-    if settings.host not in ("127.0.0.1", "::1", "localhost"):
+    grpc_sock = None
+    if settings.grpc_port is not None:
+        from mlops.serve.grpc_server import reserve
+
+        try:
+            grpc_sock = reserve(settings.host, settings.grpc_port)
+        except ServeError:
+            sock.close()
+            raise
+        settings = dataclasses.replace(settings, grpc_port=int(grpc_sock.getsockname()[1]))
+    if not is_loopback(settings.host):
         log.warning("listening beyond loopback: put TLS and authentication in front of the model server",
-                    extra={"host": settings.host})
+                    extra={"host": settings.host, "allowed_hosts": sorted(settings.hosts() or ["*"])})
     if settings.admin_token is None:
         log.warning("no admin token: the admin API is off (set MLOPS_ADMIN_TOKEN or --admin-token-file)")
     runtime_dir = Path(tempfile.mkdtemp(prefix="mlops-serve-"))
@@ -228,7 +310,10 @@ def serve(settings: ServeSettings, *, on_started: Callable[[str], None] | None =
             previous[sig] = signal.signal(sig, lambda *_: sup.stop.set())
     try:
         url = f"http://{settings.host if ':' not in settings.host else f'[{settings.host}]'}:{port}"
-        log.info("serving", extra={"url": url, "workers": settings.workers, "store": str(settings.store),
+        grpc_at = f"{settings.host if ':' not in settings.host else f'[{settings.host}]'}:{settings.grpc_port}" \
+            if settings.grpc_port is not None else None
+        log.info("serving", extra={"url": url, "grpc": grpc_at, "workers": settings.workers,
+                                   "store": str(settings.store),
                                    "model": settings.model, "request_log": str(settings.log_dir)
                                    if settings.log_dir else None})
         if on_started is not None:
@@ -243,5 +328,7 @@ def serve(settings: ServeSettings, *, on_started: Callable[[str], None] | None =
         else:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = saved_env
         sock.close()
+        if grpc_sock is not None:
+            grpc_sock.close()
         shutil.rmtree(runtime_dir, ignore_errors=True)
         log.info("stopped")

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from mlops.config import Params
 from mlops.errors import ParamsInvalid
-from mlops.features import bind_booster, encode_frame, make_predictor, parse_interface
+from mlops.features import bind_booster, encode_frame, make_predictor, parse_model_interface
 from mlops.files import sha256_file
 from mlops.progress import Progress, silent
 from mlops.stages.data import TEST_FILE, TRAIN_FILE, features_and_label, load_prepared, write_json
@@ -116,7 +116,7 @@ def evaluate(params: Params, root: Path = Path("."), progress: Progress = silent
     booster, schema = load_model(root)
     # The serving path (mlops.features): raw values -> float32 matrix with category codes -> the same prediction
     # call as `mlops serve`. Metrics and predictions.csv come from it, so training and serving cannot skew.
-    iface = parse_interface(schema, str(root / SCHEMA_FILE))
+    iface = parse_model_interface(schema, str(root / SCHEMA_FILE))
     bind_booster(booster, iface, str(root / MODEL_FILE))
     predictor = make_predictor(booster)
     th = params.evaluate.threshold

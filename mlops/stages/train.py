@@ -1,4 +1,8 @@
-"""train: seeded xgboost on pandas categoricals, saved as UBJSON with the feature schema beside it. Never pickle."""
+"""train: seeded xgboost on pandas categoricals, saved as UBJSON (never pickle) and packaged beside it.
+
+models/ is a model package (mlops-model.yaml, golden.json, reference.json: written by mlops.packaging, the code
+path of `mlops package`) that also keeps feature_schema.json, the interface file of artifacts made before packages
+(the evaluate stage, `mlops check` and older store readers read it; the manifest's interface is the same)."""
 
 from __future__ import annotations
 
@@ -10,19 +14,22 @@ from typing import Any
 
 import pandas as pd
 
-from mlops.config import DataParams, Params
+from mlops.config import DataParams, PackageInput, PackageParams, Params
 from mlops.errors import ModelInvalid
-from mlops.features import parse_interface, records_from_frame
 from mlops.files import sha256_file
-from mlops.profile import PROFILE_FILE, build_profile, save_profile
+from mlops.formats.manifest import FEATURE_SCHEMA_FORMAT, MANIFEST_FILE
+from mlops.formats.manifest import GOLDEN_FILE as GOLDEN_NAME
+from mlops.formats.profile import PROFILE_FILE
+from mlops.packaging import PackageResult, PackageSpec, write_package
 from mlops.progress import Progress, silent
 from mlops.stages.data import TEST_FILE, TRAIN_FILE, features_and_label, load_prepared, write_json
 
 MODEL_DIR = Path("models")
 MODEL_FILE = MODEL_DIR / "model.ubj"
 SCHEMA_FILE = MODEL_DIR / "feature_schema.json"
-GOLDEN_FILE = MODEL_DIR / "golden.json"
+GOLDEN_FILE = MODEL_DIR / GOLDEN_NAME
 REFERENCE_FILE = MODEL_DIR / PROFILE_FILE
+PACKAGE_MANIFEST = MODEL_DIR / MANIFEST_FILE
 GOLDEN_ROWS = 32
 TRAIN_REPORT = Path("reports/train.json")
 
@@ -69,51 +76,65 @@ def feature_schema(x: pd.DataFrame, data: DataParams) -> dict[str, Any]:
             entry["categories"] = [str(c) for c in x[name].cat.categories]
         feats.append(entry)
     return {
-        "format": "mlops.feature-schema/1",
+        "format": FEATURE_SCHEMA_FORMAT,
         "features": feats,
         "output": {"name": "probability", "type": "float", "label": data.target, "positive": data.positive},
     }
 
 
-def golden(model_path: Path, schema: dict[str, Any], test: pd.DataFrame, data: DataParams,
-           rows: int = GOLDEN_ROWS) -> dict[str, Any]:
-    """Golden records for the smoke test of a deployment: ROWS test rows spread over the split, as raw records
-    (what an application sends), with the probabilities the saved model gives them OFFLINE (the training path:
-    a pandas DataFrame with categoricals, a DMatrix, on the CPU). A served model must answer the same."""
-    import numpy as np
-    import xgboost as xgb
-
-    x, _ = features_and_label(test, data)
-    x = x[[f["name"] for f in schema["features"]]]
-    idx = np.unique(np.linspace(0, len(x) - 1, min(rows, len(x))).round().astype(int))
-    picked = x.iloc[idx]
-    booster = xgb.Booster()  # the saved bytes, not the object in memory: what deploy will install
-    booster.load_model(str(model_path))
-    preds = booster.predict(xgb.DMatrix(picked, enable_categorical=True))
-    return {
-        "format": "mlops.golden/1",
-        "model_sha256": sha256_file(model_path),
-        "source": TEST_FILE.as_posix(),
-        "rows": [int(i) for i in idx],
-        "output": schema["output"].get("name", "probability"),
-        "records": records_from_frame(parse_interface(schema), picked),
-        "predictions": [float(p) for p in preds],
-    }
+def package_params(x: pd.DataFrame, params: Params) -> PackageParams:
+    """The churn model's package settings, as a `package:` section of params.yaml would state them: the interface
+    is feature_schema.json's (the inputs in training order, their declared types, a category's values in the
+    model's code order), the classes the target's declared values with `data.positive` the positive one, the
+    decision threshold `evaluate.threshold`, golden rows spread over the test split, `evaluate.segments` profiled."""
+    data = params.data
+    overrides = {name: PackageInput(type=data.columns[name].type, categories=tuple(
+        str(c) for c in x[name].cat.categories) if data.columns[name].type == "category" else None)
+        for name in x.columns}
+    declared = data.columns[data.target].values if data.target in data.columns else None
+    return PackageParams(inputs=tuple(str(c) for c in x.columns), overrides=overrides,
+                         classes=tuple(str(v) for v in declared) if declared else None, positive=data.positive,
+                         threshold=params.evaluate.threshold, golden_rows=GOLDEN_ROWS, golden_spread=True,
+                         segments=params.evaluate.segments)
 
 
-def write_reference(root: Path, schema: dict[str, Any], test: pd.DataFrame, params: Params) -> Path:
-    """The monitoring reference (models/reference.json), in the artifact so that it travels with the model into
-    the store: feature distributions, score distribution and a calibration map, all of the HELD-OUT split (the
-    saved model never trained on these rows), scored by the saved bytes as golden() does."""
-    import xgboost as xgb
+def write_package_of(root: Path, x: pd.DataFrame, params: Params, progress: Progress = silent) -> PackageResult:
+    """models/mlops-model.yaml, golden.json and reference.json, written as `mlops package` writes any model's
+    (mlops.packaging, the one code path): the saved bytes loaded through the xgboost runtime, as deploy and serve
+    load them, golden records and the reference profile from the HELD-OUT split (the model never trained on it)."""
+    test = load_prepared(root / TEST_FILE, params.data)
+    return write_package(PackageSpec(model=root / MODEL_FILE, frame=test, source=TEST_FILE.as_posix(),
+                                     target=params.data.target, task="binary", runtime="xgboost",
+                                     params=package_params(x, params)), progress)
 
-    x_test, y_test = features_and_label(test, params.data)
-    booster = xgb.Booster()
-    booster.load_model(str(root / MODEL_FILE))
-    scores = booster.predict(xgb.DMatrix(x_test[[f["name"] for f in schema["features"]]], enable_categorical=True))
-    profile = build_profile(test, schema, scores, y_test, params.evaluate.segments,
-                            threshold=params.evaluate.threshold)
-    return save_profile(root / REFERENCE_FILE, profile)
+
+def _fit_dask(local: Any, x: pd.DataFrame, y: Any, address: str, partitions: int,
+              progress: Progress) -> Any:
+    """LOCAL's parameters fit through xgboost.dask on the cluster at ADDRESS (`local`: a LocalCluster of PARTITIONS
+    workers). Deterministic for the same PARTITIONS and seed: xgboost.dask builds each tree from per-partition
+    histograms, so another partitioning (or worker count) gives another, equally valid, model."""
+    try:
+        import dask.dataframe as dd
+        import xgboost.dask as dxgb
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ModelInvalid("train.dask needs Dask, which is not installed", hint='pip install "mlops[dask]"') \
+            from None
+    params = {k: v for k, v in local.get_params().items() if v is not None and k not in ("n_jobs", "missing")}
+    progress(f"train: on Dask ({address}), {partitions} partitions")
+    cluster = LocalCluster(n_workers=partitions, threads_per_worker=1, processes=True, dashboard_address=":0") \
+        if address == "local" else None
+    try:
+        with Client(cluster if cluster is not None else address) as client:
+            dx = dd.from_pandas(x, npartitions=partitions, sort=False)
+            dy = dd.from_pandas(pd.Series(y, index=x.index), npartitions=partitions, sort=False)
+            model = dxgb.DaskXGBClassifier(**params)
+            model.client = client
+            model.fit(dx, dy)
+            return model
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 def train(params: Params, root: Path = Path("."), progress: Progress = silent) -> TrainResult:
@@ -131,16 +152,17 @@ def train(params: Params, root: Path = Path("."), progress: Progress = silent) -
         random_state=t.seed, tree_method="hist", device=device, enable_categorical=True,
         objective="binary:logistic", eval_metric="logloss",
     )
-    model.fit(x, y)
+    if t.dask:
+        model = _fit_dask(model, x, y, t.dask, t.dask_partitions, progress)
+    else:
+        model.fit(x, y)
     (root / MODEL_DIR).mkdir(parents=True, exist_ok=True)
     tmp = root / MODEL_FILE.with_name("model.tmp.ubj")
     model.get_booster().save_model(str(tmp))
     tmp.replace(root / MODEL_FILE)
     schema = feature_schema(x, params.data)
     write_json(root / SCHEMA_FILE, schema)
-    test = load_prepared(root / TEST_FILE, params.data)
-    write_json(root / GOLDEN_FILE, golden(root / MODEL_FILE, schema, test, params.data))
-    write_reference(root, schema, test, params)
+    write_package_of(root, x, params, progress)
     digest = sha256_file(root / MODEL_FILE)
     write_json(root / TRAIN_REPORT, {
         "device": device, "requested_device": t.device, "xgboost": xgb.__version__,

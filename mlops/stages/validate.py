@@ -7,15 +7,19 @@ drifted feature, new category, numbers turned to text). deepchecks is imported l
 
 from __future__ import annotations
 
+import base64
 import random
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from mlops.config import DataParams, Params, ValidateParams
 from mlops.errors import ValidationFailed
@@ -171,6 +175,82 @@ def _normalise_ids(text: str, seen: list[dict[str, str]]) -> str:
     return text
 
 
+# Significant digits kept in chart data: plenty for a plot or its hover text, and far coarser than the last-bit
+# differences that the CPU's BLAS kernels and SIMD paths leave in the same computation on another machine.
+CHART_DIGITS = 6
+
+
+def _round_number(value: float) -> float:
+    return float(f"{value:.{CHART_DIGITS}g}")  # correctly rounded: equal inputs up to the digits give equal output
+
+
+def _round_array(values: NDArray[Any]) -> NDArray[Any]:
+    return np.array([_round_number(v) for v in values.ravel().tolist()], dtype=values.dtype).reshape(values.shape)
+
+
+def _round_floats(value: Any) -> Any:
+    """VALUE (a plotly figure's JSON tree) with every float rounded to CHART_DIGITS significant digits."""
+    if isinstance(value, float):
+        return _round_number(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        return _round_array(value)
+    if isinstance(value, np.floating):
+        return _round_number(float(value))
+    if isinstance(value, dict) and isinstance(value.get("bdata"), str) and str(value.get("dtype", "")).startswith("f"):
+        # plotly's typed array: {"dtype": "f8", "bdata": base64 of the raw little-endian values[, "shape": ...]}
+        raw = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype("<" + value["dtype"]))
+        return {**value, "bdata": base64.b64encode(_round_array(raw).tobytes()).decode("ascii")}
+    if isinstance(value, dict):
+        return {k: _round_floats(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_round_floats(v) for v in value)
+    return value
+
+
+def _round_display(item: Any) -> Any:
+    if hasattr(item, "to_plotly_json"):  # a plotly figure: rebuilt from its rounded JSON tree
+        return type(item)(_round_floats(item.to_plotly_json()))
+    if isinstance(item, dict):  # deepchecks' DisplayMap (tabs): name -> display items
+        for key, items in item.items():
+            item[key] = [_round_display(i) for i in items]
+    return item
+
+
+def round_chart_data(results: list[Any]) -> None:
+    """Round the numbers in the charts of deepchecks RESULTS (in place), so the page is the same on every machine.
+
+    deepchecks plots kernel density estimates and the like at full float64 precision, and their last bits depend
+    on the CPU: OpenBLAS picks its kernels by CPU model (SkylakeX with AVX-512, Haswell with AVX2...), and another
+    kernel sums in another order. A page written where OpenBLAS ran its Haswell kernels differed by 29 bytes of
+    digits from one written with its SkylakeX kernels, from the same data: a dirty dvc.lock in a fresh clone.
+    """
+    for result in results:
+        display = getattr(result, "display", None)  # a CheckFailure has none
+        if display:
+            result.display = [_round_display(item) for item in display]
+
+
+@contextmanager
+def _stable_sorts() -> Iterator[None]:
+    """Make DataFrame.sort_values stable by default for the duration (the export runs on this one thread).
+
+    deepchecks orders its summary table with an unstable sort over equal priorities (every passing check has the
+    same one), and numpy's unstable sort is a different algorithm on a CPU with AVX-512 (x86-simd-sort) than
+    without: the rows came out in another order on such a machine. A stable sort keeps the suite's order anywhere.
+    """
+    original = pd.DataFrame.sort_values
+
+    def stable(self: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("kind", "stable")
+        return original(self, *args, **kwargs)
+
+    setattr(pd.DataFrame, "sort_values", stable)  # noqa: B010 (mypy forbids assigning to a method)
+    try:
+        yield
+    finally:
+        setattr(pd.DataFrame, "sort_values", original)  # noqa: B010
+
+
 _PROLOGUE = re.compile(r"The suite is composed of various checks such as: [^<]*?, etc\.\.\.")
 
 
@@ -233,6 +313,7 @@ def run_checks(raw: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, data:
         strict = bool(integrity.passed(fail_if_check_not_run=True) and drift.passed(fail_if_check_not_run=True))
         outcomes = _outcomes(integrity, "raw", v.warn_only) + _outcomes(drift, "train/test", v.warn_only)
         if html is not None:
+            round_chart_data(integrity.results + drift.results)
             combined = SuiteResult("mlops validation", integrity.results + drift.results)
             html.parent.mkdir(parents=True, exist_ok=True)
             tmp = html.with_name(html.name + ".tmp.html")
@@ -240,7 +321,8 @@ def run_checks(raw: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, data:
             saved = random.getstate()
             random.seed(0)
             try:
-                combined.save_as_html(str(tmp), as_widget=False, requirejs=False)
+                with _stable_sorts():
+                    combined.save_as_html(str(tmp), as_widget=False, requirejs=False)
             finally:
                 random.setstate(saved)
             names = [r.check.name() for r in combined.results]
