@@ -330,26 +330,38 @@ def score_partition(source: ModelSource, part: Partition, spec: OutputSpec, targ
     """PART scored into the file TARGET (its own: a retry replaces it); raises on a refused row."""
     rt = runtime if runtime is not None else load(source)
     writer = Writer(target, spec.format)
-    rejects: list[Reject] = []
-    rows = 0
-    offset = part.offset or 0
-    empty: pa.Table | None = None
     try:
-        for table in tables.read_batches(part, spec.batch_rows):
-            out, bad = score_table(rt, source, table, offset + rows, spec, part.format, part.url)
-            rows += table.num_rows
-            if bad and spec.rejects is None:
-                raise _refuse(bad, part.url)
-            rejects.extend(bad)
-            if out.num_rows:
-                writer.write(out)
-            elif empty is None:
-                empty = out
+        rows, _, rejects, empty = _score_batches(rt, source, part, spec, writer, part.offset or 0)
         file = writer.commit(empty.schema if empty is not None else None)
     except BaseException:
         writer.abort()
         raise
     return PartResult(part.index, rows, writer.rows, tuple(rejects), file)
+
+
+def _score_batches(rt: Runtime, source: ModelSource, part: Partition, spec: OutputSpec, writer: Writer,
+                   first_row: int, on_batch: Callable[[int, int], None] | None = None
+                   ) -> tuple[int, int, list[Reject], pa.Table | None]:
+    """PART's batches scored into WRITER, rows numbered from FIRST_ROW; ON_BATCH(rows done, batch rows) after each.
+    Returns (rows read, rows written, rejects, an empty output table when a batch wrote nothing: its schema names
+    the columns); raises on a refused row when no rejects file is set."""
+    rows = written = 0
+    rejects: list[Reject] = []
+    empty: pa.Table | None = None
+    for table in tables.read_batches(part, spec.batch_rows):
+        out, bad = score_table(rt, source, table, first_row + rows, spec, part.format, part.url)
+        rows += table.num_rows
+        if bad and spec.rejects is None:
+            raise _refuse(bad, part.url)
+        rejects.extend(bad)
+        if out.num_rows:
+            writer.write(out)
+            written += out.num_rows
+        elif empty is None:
+            empty = out
+        if on_batch is not None:
+            on_batch(first_row + rows, table.num_rows)
+    return rows, written, rejects, empty
 
 
 def _one_thread(runtime: Runtime) -> Runtime:
@@ -473,22 +485,15 @@ def _single(runtime: Runtime, source: ModelSource, parts: Sequence[Partition], s
     offset = 0
     empty: pa.Table | None = None
     try:
+        def report(done: int, batch: int) -> None:
+            if done % 1_000_000 < batch:
+                progress(f"predict: {done:,} rows scored")
+
         for part in parts:
-            rows, written, rejects = 0, 0, []
-            for table in tables.read_batches(part, spec.batch_rows):
-                out, bad = score_table(runtime, source, table, offset, spec, part.format, part.url)
-                offset += table.num_rows
-                rows += table.num_rows
-                if bad and spec.rejects is None:
-                    raise _refuse(bad, part.url)
-                rejects.extend(bad)
-                if out.num_rows:
-                    writer.write(out)
-                    written += out.num_rows
-                elif empty is None:
-                    empty = out
-                if offset % 1_000_000 < table.num_rows:
-                    progress(f"predict: {offset:,} rows scored")
+            rows, written, rejects, part_empty = _score_batches(runtime, source, part, spec, writer, offset, report)
+            offset += rows
+            if empty is None:
+                empty = part_empty
             results.append(PartResult(part.index, rows, written, tuple(rejects), spec.url))
         file = writer.commit(empty.schema if empty is not None else None)
     except BaseException:
