@@ -449,8 +449,9 @@ def _score(p: Predictions) -> Floats:
     return p.scores.max(axis=1) if p.task == "multiclass" else p.scores
 
 
-def psi(reference: Floats, current: Floats, bins: int = PSI_BINS) -> float:
-    """Population stability index of CURRENT against REFERENCE, over the reference's quantile bins."""
+def score_psi(reference: Floats, current: Floats, bins: int = PSI_BINS) -> float:
+    """Population stability index of the scores CURRENT against REFERENCE, over the reference's quantile bins (the
+    monitor's PSI, mlops.monitor.stats.psi, works on the binned counts its sketches keep)."""
     if reference.size == 0 or current.size == 0:
         return math.nan
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
@@ -479,7 +480,7 @@ def prediction_diff(head: Predictions, ref: Predictions, only_head: int = 0, onl
         agreement = 1.0 - rate
     return PredictionDiff(n, only_head, only_ref, flips, flips_up, flips_down, sample, rate, agreement,
                           float(change.mean()) if n else 0.0, float(np.quantile(change, 0.99)) if n else 0.0,
-                          psi(rs, hs) if n else 0.0)
+                          score_psi(rs, hs) if n else 0.0)
 
 
 def _id_key(v: str) -> tuple[int, float, str]:

@@ -432,3 +432,50 @@ def test_a_category_value_cannot_forge_the_production_metrics(repo: Path) -> Non
     result = promote("--json")
     assert result.exit_code == 1, result.output
     assert "roc_auc" in result.output and "production" in result.output
+
+
+def _with_prediction_gate(repo: Path, scores: list[float]) -> None:
+    """A `prediction.flip_rate` gate over git-tracked per-row predictions (row, probability, label)."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["gates"]["prediction.flip_rate"] = {"max": 0.05}
+    params["report"]["predictions"] = {"path": "evidence/predictions.csv", "label": "label"}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _write_predictions(repo, scores)
+    # the fake's metrics are git-ignored and in no DVC cache: tracked here, production's are readable at its commit
+    git(repo, "add", "-f", "reports/metrics.json")
+
+
+def _write_predictions(repo: Path, scores: list[float]) -> None:
+    (repo / "evidence").mkdir(exist_ok=True)
+    rows = "".join(f"{i},{s},{i % 2}\n" for i, s in enumerate(scores))
+    (repo / "evidence/predictions.csv").write_text("row,probability,label\n" + rows)
+
+
+def test_promote_judges_prediction_gates_against_production_rows(repo: Path) -> None:
+    """promote computes the prediction diff against production's per-row predictions (read at its commit), as the
+    report does: a flip rate past the gate blocks the tag; an equal model passes it."""
+    scores = [0.1 + 0.8 * (i % 2) for i in range(40)]
+    _with_prediction_gate(repo, scores)
+    commit_all(repo, "gate the flip rate")
+    git(repo, "push", "-q", "origin", "main")
+    promote_json("--stage", "production")
+    flipped = [1.0 - s if i < 8 else s for i, s in enumerate(scores)]  # 8 of 40 labels flip: 0.2 > 0.05
+    _write_predictions(repo, flipped)
+    merge(repo, weights="w-flips")
+    result = promote()
+    assert result.exit_code == 1, result.output
+    assert "prediction.flip_rate (max)" in result.stderr and "nothing tagged" in result.stderr
+    _write_predictions(repo, scores)
+    merge(repo, weights="w-same")
+    out = promote_json("--stage", "production")
+    assert out["gates_passed"] is True and out["version"] == "v1.0.1"
+
+
+def test_promote_refuses_a_prediction_gate_it_cannot_evaluate(repo: Path) -> None:
+    """No per-row predictions at production: the gate is not evaluated, and promote refuses (never passes it)."""
+    promote_json("--stage", "production")
+    _with_prediction_gate(repo, [0.2, 0.8])
+    merge(repo, weights="w-new")
+    result = promote()
+    assert result.exit_code == 1, result.output
+    assert "not evaluated" in result.stderr and "prediction.flip_rate" in result.stderr

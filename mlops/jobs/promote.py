@@ -270,7 +270,13 @@ def _plan_register(root: Path, cfg: RegistryConfig, name: str, options: PromoteO
                 notes.append(f"{production.tag} records no metrics: " + (
                     f"its commit's could not be read either ({missing})" if missing
                     else "production's metrics were read at its commit, as the report reads them"))
-            report = evaluate_gates(cfg.gates, head.metrics, reference, reg.production_stage, unavailable=missing)
+            evidence = None
+            if production is not None and missing is None:
+                from mlops.jobs.report import evidence_against
+
+                evidence = evidence_against(root, production.commit, reg.production_stage, production.tag)
+            report = evaluate_gates(cfg.gates, head.metrics, reference, reg.production_stage, unavailable=missing,
+                                    evidence=evidence)
             if not report.passed:
                 raise blocked(report, "nothing tagged",
                               "fix the model or the thresholds under gates: in params.yaml")

@@ -260,6 +260,22 @@ def gate_report(cfg: ReportConfig, head: State, ref: State | None, against: str,
                           evidence)
 
 
+def evidence_against(root: Path, rev: str, against: str, name: str, progress: Progress = silent) -> GateEvidence | None:
+    """The per-row evidence of the workspace against the outputs at REV, for `mlops promote`, which judges the same
+    gates as the report (`prediction.*`, `judge: interval`) against production: None when no gate needs it; with
+    the reason (`why_not`) when the rows cannot be compared, so those gates are not evaluated rather than passed."""
+    cfg = load_report_config(root)
+    if not _needs_evidence(cfg):
+        return None
+    head = read_workspace(root, cfg, [], "this commit", "HEAD")
+    ref, missing = read_side(lambda: read_commit(root, cfg, [], rev, against, name, name, progress), progress)
+    if ref is None:
+        return GateEvidence(why_not=f"{name} could not be read ({missing})")
+    comparison = compare(with_headline(cfg, head.metrics).report, head, ref, against)
+    return GateEvidence(comparison.diff.metrics() if comparison.diff is not None else {},
+                        comparison.interval_bounds, "; ".join(comparison.notes) or None)
+
+
 def read_side(read: Callable[[], State], progress: Progress) -> tuple[State | None, str | None]:
     """(state, None), or (None, why) when that side of the comparison cannot be had at all: its outputs are in
     neither the cache nor the remote and recomputing them failed (data gone). The report goes on without it."""
