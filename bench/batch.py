@@ -5,6 +5,19 @@ under 1 GiB for 10,000,000 rows), and a 2-worker Dask LocalCluster against a 1-w
 same partitions, runs interleaved, the best of each).
 
     .venv/bin/python bench/batch.py --rows 1000000 --memory-rows 10000000      # prints one JSON object
+    .venv/bin/python bench/batch.py --no-dask --mlflow-venv /tmp/mlflow-venv --mlflow-rows 1000000
+
+With --mlflow-venv (a venv holding mlflow and the same xgboost as ours; skipped with a note when absent; make one
+with `uv venv DIR && uv pip install --python DIR/bin/python mlflow==3.17.2 xgboost==3.2.0 pandas==2.2.3`; 3.18.0
+needs mlflow-tracing 3.18.0, which the registry here lacks): the same model file logged as an MLflow model
+(mlflow.xgboost.save_model, by a script the bench runs in that venv), then
+`mlflow models predict -m DIR -i in.csv -o out.json -t csv --env-manager local` timed end to end as a process
+against one process of ours on the same rows (imports, read CSV, validate, encode, predict, write CSV of the row
+number, the predictions and the version: `mlops predict --no-inputs` less the verified fetch), runs interleaved,
+the best of each. Both read CSV: ours the raw rows (category strings, which it validates and encodes), MLflow the
+same rows already encoded (its xgboost flavour builds a DMatrix from the DataFrame and cannot take the strings:
+the encoding is done for it, outside the timing). MLflow writes its answers as JSON whatever -o is called. The
+answers of both are compared (max difference) so that the figure is for the same work.
 
 The model is the workspace's churn model (models/, as `mlops stage train` wrote it); the rows are the held-out
 split repeated, written to Parquet in /tmp (deleted at the end). `mlops predict --ref` adds only the verified
@@ -21,6 +34,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +102,96 @@ if __name__ == "__main__":
 """
 
 
+# One process of ours for the MLflow comparison, timed from outside like mlflow's: CSV in, CSV out.
+OURS_CSV = """
+import sys
+from pathlib import Path
+from mlops.predict import OutputSpec, run_local, source_from_directory
+src = source_from_directory(Path(sys.argv[1]) / "models", "churn-model", "bench", classes=("No", "Yes"))
+run_local(src, sys.argv[2], OutputSpec(url=sys.argv[3], format="csv", single=True, keep_inputs=False))
+"""
+
+# Run in the MLflow venv: the same model file as an MLflow model of the xgboost flavour.
+MLFLOW_SAVE = """
+import sys, xgboost, mlflow, mlflow.xgboost
+booster = xgboost.Booster()
+booster.load_model(sys.argv[1])
+mlflow.xgboost.save_model(booster, sys.argv[2], model_format="ubj")
+print(mlflow.__version__, xgboost.__version__)
+"""
+
+
+def make_encoded_csv(raw_csv: Path, path: Path) -> Path:
+    """RAW_CSV's rows as the model's numeric matrix (categories as their codes), one column per feature: what
+    MLflow's xgboost flavour can read."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from mlops.predict import load, source_from_directory
+    from mlops.predict.encode import arrow_values, encode_column
+
+    rt = load(source_from_directory(ROOT / "models", "churn-model", "bench", classes=("No", "Yes")))
+    feats = rt.interface.features
+    with pcsv.open_csv(raw_csv, read_options=pcsv.ReadOptions(block_size=1 << 24)) as reader, \
+            open(path, "wb") as out:
+        header = True
+        for batch in reader:
+            cols = [encode_column(f, arrow_values(batch.column(f.name), f.type, "csv"))[0] for f in feats]
+            table = pa.table({f.name: np.asarray(c, dtype=np.float64) for f, c in zip(feats, cols, strict=True)})
+            pcsv.write_csv(table, out, pcsv.WriteOptions(include_header=header))
+            header = False
+    return path
+
+
+def timed(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+    seconds = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    return seconds
+
+
+def mlflow_compare(venv: Path, rows: int, repeat: int, tmp: Path) -> dict[str, Any]:
+    """`mlflow models predict` against one process of ours on the same ROWS; see the module docstring."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    python, cli = venv / "bin" / "python", venv / "bin" / "mlflow"
+    model = tmp / "mlflow-model"
+    saved = subprocess.run([str(python), "-c", MLFLOW_SAVE, str(ROOT / "models/model.ubj"), str(model)],
+                           capture_output=True, text=True, check=False)
+    if saved.returncode != 0:
+        raise SystemExit(f"saving the MLflow model failed: {saved.stderr[-3000:]}")
+    mlflow_version, xgb_version = saved.stdout.split()[-2:]
+    raw = tmp / "raw.csv"
+    pcsv.write_csv(pq.read_table(make_input(rows, tmp / "mlflow-in.parquet")), raw)
+    encoded = make_encoded_csv(raw, tmp / "encoded.csv")
+    ours_out, theirs_out = tmp / "ours.csv", tmp / "mlflow-out.json"
+    ours_cmd = [sys.executable, "-c", OURS_CSV, str(ROOT), str(raw), str(ours_out)]
+    theirs_cmd = [str(cli), "models", "predict", "-m", str(model), "-i", str(encoded), "-o", str(theirs_out),
+                  "-t", "csv", "--env-manager", "local"]
+    ours_s, theirs_s = [], []
+    for _ in range(repeat):  # interleaved: both see the same drift of the machine's load
+        ours_s.append(timed(ours_cmd))
+        theirs_s.append(timed(theirs_cmd))
+    got = pd.read_csv(ours_out)["probability"].to_numpy()
+    theirs = np.asarray(json.loads(theirs_out.read_text())["predictions"], dtype=np.float64)
+    best_ours, best_theirs = min(ours_s), min(theirs_s)
+    return {"mlflow": mlflow_version, "mlflow_xgboost": xgb_version, "mlflow_rows": rows,
+            "mlflow_input_mib": round(encoded.stat().st_size / 2**20, 1),
+            "ours_input_mib": round(raw.stat().st_size / 2**20, 1),
+            "ours_csv_process_s": round(best_ours, 2), "mlflow_process_s": round(best_theirs, 2),
+            "ours_csv_rows_per_s": round(rows / best_ours), "mlflow_rows_per_s": round(rows / best_theirs),
+            "ratio_to_mlflow": round(best_theirs / best_ours, 2),
+            "ours_csv_runs_s": [round(x, 2) for x in ours_s], "mlflow_runs_s": [round(x, 2) for x in theirs_s],
+            "answers_max_abs_diff": float(np.max(np.abs(got - theirs))) if len(got) == len(theirs) else None,
+            "answers_rows": [len(got), len(theirs)]}
+
+
 def make_input(rows: int, path: Path, row_group: int = 50_000) -> Path:
     import pandas as pd
     import pyarrow as pa
@@ -113,6 +217,25 @@ def run(script: str, *args: str) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def speed(a: argparse.Namespace, out: dict[str, object], tmp: Path) -> None:
+    """End to end against the physical limit, and Dask 2 workers against 1, on --rows rows."""
+    src = make_input(a.rows, tmp / "in.parquet")
+    e = run(ENGINE, str(ROOT), str(src), str(tmp / "out"), "limit", str(a.repeat))
+    limit, engine = max(e["limits"]), max(e["engines"])
+    out.update({"end_to_end_rows_per_s": round(engine), "physical_limit_rows_per_s": round(limit),
+                "ratio_to_limit": round(engine / limit, 3),
+                "end_to_end_runs": [round(x) for x in e["engines"]],
+                "physical_limit_runs": [round(x) for x in e["limits"]]})
+    if not a.no_dask:
+        d = run(DASK, str(ROOT), str(src), str(tmp / "d"), str(a.partitions), str(a.rows), str(a.repeat))
+        t1, t2 = d["seconds"]["1"], d["seconds"]["2"]
+        out["dask_partitions"] = d["partitions"]
+        out["dask_1_worker_rows_per_s"] = round(d["rows"] / min(t1))
+        out["dask_2_workers_rows_per_s"] = round(d["rows"] / min(t2))
+        out["dask_speedup"] = round(min(t1) / min(t2), 3)
+        out["dask_runs_seconds"] = {"1": [round(x, 2) for x in t1], "2": [round(x, 2) for x in t2]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000, help="rows of the speed runs")
@@ -120,24 +243,24 @@ def main() -> None:
     ap.add_argument("--no-dask", action="store_true")
     ap.add_argument("--partitions", type=int, default=8, help="partitions of the Dask runs (both the same)")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved runs of each measure (the best is kept)")
+    ap.add_argument("--mlflow-venv", type=Path, default=None,
+                    help="a venv with mlflow and xgboost: compare with `mlflow models predict` (see the docstring)")
+    ap.add_argument("--mlflow-rows", type=int, default=1_000_000, help="rows of the MLflow comparison")
+    ap.add_argument("--no-speed", action="store_true", help="skip the end-to-end/limit runs (e.g. MLflow only)")
     a = ap.parse_args()
     out: dict[str, object] = {"rows": a.rows, "load_average_start": os.getloadavg(), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
-        src = make_input(a.rows, Path(tmp) / "in.parquet")
-        e = run(ENGINE, str(ROOT), str(src), str(Path(tmp) / "out"), "limit", str(a.repeat))
-        limit, engine = max(e["limits"]), max(e["engines"])
-        out.update({"end_to_end_rows_per_s": round(engine), "physical_limit_rows_per_s": round(limit),
-                    "ratio_to_limit": round(engine / limit, 3),
-                    "end_to_end_runs": [round(x) for x in e["engines"]],
-                    "physical_limit_runs": [round(x) for x in e["limits"]]})
-        if not a.no_dask:
-            d = run(DASK, str(ROOT), str(src), str(Path(tmp) / "d"), str(a.partitions), str(a.rows), str(a.repeat))
-            t1, t2 = d["seconds"]["1"], d["seconds"]["2"]  # type: ignore[index]
-            out["dask_partitions"] = d["partitions"]
-            out["dask_1_worker_rows_per_s"] = round(d["rows"] / min(t1))
-            out["dask_2_workers_rows_per_s"] = round(d["rows"] / min(t2))
-            out["dask_speedup"] = round(min(t1) / min(t2), 3)
-            out["dask_runs_seconds"] = {"1": [round(x, 2) for x in t1], "2": [round(x, 2) for x in t2]}
+        if a.mlflow_venv is None:
+            out["mlflow_note"] = "skipped: pass --mlflow-venv DIR (a venv with mlflow and xgboost)"
+        elif not (a.mlflow_venv / "bin" / "mlflow").is_file():
+            out["mlflow_note"] = (f"skipped: {a.mlflow_venv} has no bin/mlflow (uv venv {a.mlflow_venv} && uv pip "
+                                  f"install --python {a.mlflow_venv}/bin/python mlflow==3.17.2 xgboost==3.2.0)")
+        else:
+            out.update(mlflow_compare(a.mlflow_venv, a.mlflow_rows, a.repeat, Path(tmp)))
+            out["load_average_after_mlflow"] = os.getloadavg()
+    if not a.no_speed:
+        with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+            speed(a, out, Path(tmp))
     if a.memory_rows:
         with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
             src = make_input(a.memory_rows, Path(tmp) / "big.parquet", row_group=100_000)

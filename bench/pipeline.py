@@ -18,7 +18,8 @@ import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FILES = ("params.yaml", "dvc.yaml", "data/raw/telco_churn.csv", "mlops", ".dvc/config", ".dvcignore")
+FILES = ("params.yaml", "dvc.yaml", "data/raw/telco_churn.csv", "data/feedback/README.md", "mlops", ".dvc/config",
+         ".dvcignore")
 
 
 def sh(args: list[str], cwd: Path) -> float:

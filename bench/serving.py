@@ -3,6 +3,8 @@
     .venv/bin/python bench/serving.py [--duration 5] [--rounds 3] [--connections 1,8,64] [--workers 2]
         [--mlserver-venv /work/.bench-venvs/mlserver] [--models DIR] [--no-mlserver] [--no-grpc]
     .venv/bin/python bench/serving.py --runtimes [sklearn,lightgbm,xgboost] [--duration 5] [--rounds 3] [--workers 2]
+    .venv/bin/python bench/serving.py --grpc-loadgen [--concurrency 8] [--duration 5] [--rounds 3] [--workers 2]
+        [--mlserver-venv /tmp/mlserver-venv]
 
 Trains the churn model in a temporary copy of the example project (or takes --models PROJECT/models, beside its
 data/prepared/test.csv), starts both servers on free loopback ports, checks that each answers 100 test rows as the
@@ -36,6 +38,15 @@ before any load. What each MLServer runtime is sent is in the JSON (`request`): 
 mlserver-sklearn, gets the pandas codec (its ColumnTransformer selects columns by name); LightGBM one FP64 tensor.
 mlserver-sklearn and mlserver-lightgbm 1.7.1 are added to the MLServer venv when missing, with this environment's
 scikit-learn and lightgbm (the joblib pickle must load in the scikit-learn that wrote it).
+
+--grpc-loadgen runs another section instead (issue 14): gRPC only, `mlops serve --grpc-port` beside MLServer's gRPC
+port (its `grpc_port` setting; defaults otherwise, mlserver-xgboost on the same model.ubj), single rows, driven by one
+load generator in this bench's own process with grpcio's asyncio API: --concurrency callers, each on its own channel
+(a local subchannel pool, so its own HTTP/2 connection, like h2load's -c), one call in flight each, the same
+serialized ModelInferRequest every time (bytes in, bytes out: no protobuf work in the client). The same code drives
+both servers, only the address differs; both first answer 100 test rows over gRPC equal to the offline predictions.
+Rounds rotate the order; figures are medians. The client's own CPU time is reported (process time / wall): near 1.0
+means the client, not the server, set the pace, and the ratio is then a lower bound.
 
 MLServer lives in its own virtual environment (created when missing: `python -m venv` + pip install mlserver==1.7.1
 mlserver-xgboost==1.7.1 'uvloop<0.21'; it needs uvloop<0.21 to start) and runs with its defaults (one inference
@@ -443,6 +454,113 @@ def wrk_version() -> str:
     return " ".join(words[:2]) if len(words) >= 2 else "wrk"
 
 
+# --- gRPC, one load generator in this process (grpcio asyncio) for both servers (issue 14) ------------------------
+
+
+def grpc_load(target: str, message: bytes, concurrency: int, duration: float, warmup: float = 1.0
+              ) -> dict[str, Any]:
+    """CONCURRENCY callers, each on its own channel (connection), calling ModelInfer with MESSAGE back to back for
+    DURATION seconds after WARMUP seconds; requests/s, latency percentiles, errors by status code, client CPU."""
+    import asyncio
+
+    import grpc
+
+    async def main() -> dict[str, Any]:
+        # A local subchannel pool per channel: without it, channels with the same target share one connection.
+        channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+                    for _ in range(concurrency)]
+        try:
+            for ch in channels:
+                await asyncio.wait_for(ch.channel_ready(), 30)
+            calls = [ch.unary_unary(GRPC_INFER) for ch in channels]  # no (de)serializers: bytes in, bytes out
+            latencies: list[float] = []
+            errors: dict[str, int] = {}
+
+            async def caller(call: Any, until: float, record: bool) -> None:
+                clock = time.perf_counter
+                while (start := clock()) < until:
+                    try:
+                        await call(message, timeout=10)
+                    except grpc.aio.AioRpcError as exc:
+                        if record:
+                            errors[exc.code().name] = errors.get(exc.code().name, 0) + 1
+                        continue
+                    if record:
+                        latencies.append(clock() - start)
+
+            await asyncio.gather(*(caller(c, time.perf_counter() + warmup, False) for c in calls))
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(caller(c, t0 + duration, True) for c in calls))
+            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        finally:
+            for ch in channels:
+                await ch.close()
+        lat = sorted(latencies)
+        if not lat:
+            raise SystemExit(f"no gRPC call to {target} succeeded: {errors}")
+        return {"connections": concurrency, "requests": len(lat), "rps": round(len(lat) / wall, 1),
+                "p50_ms": round(lat[len(lat) // 2] * 1000, 3),
+                "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 3),
+                "max_ms": round(lat[-1] * 1000, 3), "errors": sum(errors.values()), "error_codes": errors,
+                "client_cpu_per_wall": round(cpu / wall, 2), "wrk_threads": 0}
+
+    return asyncio.run(main())
+
+
+def run_grpc_loadgen(args: argparse.Namespace) -> None:
+    """Ours over gRPC beside MLServer's gRPC, single rows, one grpcio load generator in this process for both."""
+    import grpc
+
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    with tempfile.TemporaryDirectory(prefix="bench-grpc-") as tmp:
+        work = Path(tmp)
+        models = args.models or train(work)
+        p = payloads(models, work, models.parent / "data/prepared/test.csv")
+        ours = Ours(models, work, args.workers, grpc=True)
+        peer = MLServer(models, work, args.mlserver_venv, grpc=True)
+        servers = {"mlops": (ours, "grpc-v2"), "mlserver": (peer, "grpc-mlserver")}
+        raw: dict[str, list[dict[str, Any]]] = {"mlops": [], "mlserver": []}
+        try:
+            info = {"mlops": ours.start(p["files"], p["offline"]), "mlserver": peer.start(p["files"], p["offline"])}
+            order = list(servers)
+            for r in range(args.rounds):
+                for name in order[r % 2:] + order[:r % 2]:
+                    srv, kind = servers[name]
+                    got = grpc_load(f"127.0.0.1:{srv.grpc_port}", p["files"][(kind, 1)][1], args.concurrency,
+                                    args.duration)
+                    got["load_average"] = round(os.getloadavg()[0], 2)
+                    raw[name].append(got)
+                    print(f"  round {r + 1} {name:8} grpc rows=1 c={args.concurrency:<3} {got['rps']:>9.1f} req/s  "
+                          f"p50 {got['p50_ms']:.2f} ms  p99 {got['p99_ms']:.2f} ms  errors {got['errors']}  client "
+                          f"cpu {got['client_cpu_per_wall']}  load {got['load_average']}", file=sys.stderr)
+        finally:
+            ours.stop()
+            peer.stop()
+    figures = {}
+    for name, got in raw.items():
+        figures[name] = {"rps": round(median([g["rps"] for g in got]), 1),
+                         "p50_ms": round(median([g["p50_ms"] for g in got]), 3),
+                         "p99_ms": round(median([g["p99_ms"] for g in got]), 3),
+                         "errors": sum(g["errors"] for g in got), "requests": sum(g["requests"] for g in got),
+                         "rps_each": [g["rps"] for g in got], "p99_ms_each": [g["p99_ms"] for g in got],
+                         "client_cpu_per_wall_each": [g["client_cpu_per_wall"] for g in got],
+                         "load_average_each": [g["load_average"] for g in got]}
+    ratio = round(figures["mlops"]["rps"] / max(figures["mlserver"]["rps"], 1e-9), 1)
+    print(json.dumps({
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "section": "grpc-loadgen", "rows": 1, "concurrency": args.concurrency, "duration_s": args.duration,
+        "rounds": args.rounds, "workers": args.workers,
+        "load_generator": f"grpcio {grpc.__version__} asyncio, in the bench's process, one channel per caller",
+        "load_average_before": load_before, "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "ours": info["mlops"], "mlserver": info["mlserver"], "figures": figures,
+        "rps_ratio": ratio,
+        "rps_ratio_each_round": [round(a / max(b, 1e-9), 1) for a, b in
+                                 zip(figures["mlops"]["rps_each"], figures["mlserver"]["rps_each"], strict=True)],
+        "targets": {"grpc_single_rows_5x_mlserver": ratio >= 5},
+    }, indent=2))
+
+
 # --- runtimes vs MLServer's runtime for the same model (issue 16) ------------------------------------------------
 
 RUNTIMES = ("sklearn", "lightgbm", "xgboost")
@@ -768,7 +886,14 @@ def main() -> None:
     ap.add_argument("--runtimes", nargs="?", const=",".join(RUNTIMES), default=None, metavar="LIST",
                     help="instead: each runtime (sklearn,lightgbm,xgboost) beside MLServer's runtime for the same "
                          "model, MLServer with its defaults and tuned; single rows at 8 connections")
+    ap.add_argument("--grpc-loadgen", action="store_true",
+                    help="instead: gRPC only, ours beside MLServer's gRPC, single rows, one grpcio load generator "
+                         "in this process for both (--concurrency callers)")
+    ap.add_argument("--concurrency", type=int, default=8, help="callers of --grpc-loadgen")
     args = ap.parse_args()
+    if args.grpc_loadgen:
+        run_grpc_loadgen(args)
+        return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
     if args.runtimes is not None:

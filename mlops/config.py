@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -44,12 +45,24 @@ class ColumnSpec(_Model):
         return self
 
 
+class FeedbackParams(_Model):
+    """`data.feedback`: labelled served rows (what `mlops monitor --retrain` snapshots) that prepare adds."""
+
+    dir: str = Field(default="data/feedback", min_length=1, description="the feedback CSVs (project-relative)")
+    # Rows older than this before the newest feedback row are left out (their `ts`, else their file's stamp).
+    window: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,5}[hdw]$", description="e.g. 90d; None: all")
+    dedupe: bool = Field(default=True, description="drop rows equal (features and label) to a raw or earlier row")
+    # train: every new row trains and the test split stays main's (comparable metrics); both: split like raw.
+    split: Literal["train", "both"] = "train"
+
+
 class DataParams(_Model):
     raw: str = "data/raw/telco_churn.csv"
     target: str = "churn"
     positive: str = "Yes"
     max_missing_fraction: float = Field(default=0.01, ge=0, le=1)
     columns: dict[str, ColumnSpec]
+    feedback: FeedbackParams | None = None  # None: raw data only
 
     @model_validator(mode="after")
     def _target_declared(self) -> DataParams:
@@ -334,6 +347,8 @@ class DeployParams(_Model):
 
 
 MetricName = Literal["roc_auc", "accuracy", "f1", "precision", "recall"]
+# Error metrics whose realised rise alarms (monitor.max_increase): a regression's RMSE and MAE, a multiclass log loss.
+ErrorName = Literal["rmse", "mae", "log_loss"]
 
 
 def _default_drops() -> dict[MetricName, float]:
@@ -370,6 +385,12 @@ class MonitorParams(BaseModel):
     max_drop: dict[MetricName, float] = Field(
         default_factory=_default_drops,
         description="largest drop of a metric (realised, else estimated) below the reference's")
+    # Relative, not absolute: an error's scale is the target's (an RMSE of 50 on values near 150), so 0.1 means
+    # "at most 10% above the reference's" whatever the unit. None set: a regression's realised errors are shown
+    # and alarm on nothing.
+    max_increase: dict[ErrorName, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="largest relative rise of a realised error metric above the reference's "
+                                          "(regression: rmse, mae; multiclass: log_loss), e.g. {rmse: 0.1}")
     max_age_days: float | None = Field(default=180.0, gt=0, description="days since the production version "
                                        "was registered (staleness); null: no limit")
     # Input.
@@ -384,6 +405,9 @@ class MonitorParams(BaseModel):
     consecutive: int = Field(default=3, ge=1, le=100)
     retrain_dir: str = Field(default="data/feedback", min_length=1, description="where `--retrain` writes the "
                              "labelled snapshot (project-relative, tracked by DVC)")
+    retrain_repro: bool = Field(default=True, description="`--retrain` reruns the pipeline on the branch (main's "
+                                "code, the new data) and commits dvc.lock with it, so the pull request carries the "
+                                "retrained model; false: the data alone (someone reruns the pipeline on the branch)")
 
     @model_validator(mode="before")
     @classmethod
@@ -424,17 +448,12 @@ class PackageParams(_Model):
                                      "trust beyond scikit-learn's own")
 
 
-def load_package_params(path: Path | str = PARAMS_FILE) -> PackageParams:
-    """`package:` of PATH (optional, and the file too): the only section `mlops package` reads."""
-    raw = read_params_file(path, required=False) or {}
-    if not isinstance(raw, dict):
-        raise ParamsInvalid(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
+def _package_view(raw: dict[str, Any], path: str) -> PackageParams:
+    """`package:` of RAW (optional): the only section `mlops package` reads."""
     try:
         return PackageParams.model_validate(raw.get("package") or {})
     except ValidationError as exc:
-        err: dict[str, Any] = dict(exc.errors()[0])
-        err["loc"] = ("package", *tuple(err["loc"]))
-        raise ParamsInvalid(f"{path}: {_describe(err)}", hint="see the params.yaml reference in the README") from None
+        raise _section_invalid(exc, "package", path) from None
 
 
 class CheckParams(_Model):
@@ -454,11 +473,8 @@ class CheckParams(_Model):
     top: int = Field(default=10, ge=1, le=1000, description="segments listed in checks.json")
 
 
-def load_check_params(path: Path | str = PARAMS_FILE) -> tuple[CheckParams, tuple[str, ...]]:
-    """`checks:` and `report.sensitive` of PATH (both optional, and the file too): what `mlops check` reads."""
-    raw = read_params_file(path, required=False) or {}
-    if not isinstance(raw, dict):
-        raise ParamsInvalid(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
+def _check_view(raw: dict[str, Any], path: str) -> tuple[CheckParams, tuple[str, ...]]:
+    """`checks:` and `report.sensitive` of RAW (both optional): what `mlops check` reads."""
     report = raw.get("report") or {}
     sensitive = report.get("sensitive") if isinstance(report, dict) else None
     if sensitive is None:
@@ -469,9 +485,7 @@ def load_check_params(path: Path | str = PARAMS_FILE) -> tuple[CheckParams, tupl
     try:
         return CheckParams.model_validate(raw.get("checks") or {}), tuple(sensitive)
     except ValidationError as exc:
-        err: dict[str, Any] = dict(exc.errors()[0])
-        err["loc"] = ("checks", *tuple(err["loc"]))
-        raise ParamsInvalid(f"{path}: {_describe(err)}", hint="see the params.yaml reference in the README") from None
+        raise _section_invalid(exc, "checks", path) from None
 
 
 class Params(_Model):
@@ -520,6 +534,13 @@ def _describe(err: dict[str, Any]) -> str:
     return f"key '{loc}': {msg} (got {shown})"
 
 
+def _section_invalid(exc: ValidationError, section: str, path: str) -> ParamsInvalid:
+    """The first problem of a section validated on its own, named as the whole file's check names it."""
+    err: dict[str, Any] = dict(exc.errors()[0])
+    err["loc"] = (section, *tuple(err["loc"]))
+    return ParamsInvalid(f"{path}: {_describe(err)}", hint="see the params.yaml reference in the README")
+
+
 def parse_params(raw: object, source: str = PARAMS_FILE) -> Params:
     if not isinstance(raw, dict):
         raise ParamsInvalid(f"{source}: top level must be a mapping of sections, got {type(raw).__name__}")
@@ -532,14 +553,17 @@ def parse_params(raw: object, source: str = PARAMS_FILE) -> Params:
                             hint="see the params.yaml reference in the README") from None
 
 
+_HINT_FILE = "run from the project root or create params.yaml"
+
+
 def read_params_file(path: Path | str, *, required: bool = True) -> Any:
     """The YAML in PATH (None when it is absent and not REQUIRED); ParamsInvalid with the line on bad YAML."""
-    return read_yaml(path, ParamsInvalid, required=required, hint="run from the project root or create params.yaml")
+    return read_yaml(path, ParamsInvalid, required=required, hint=_HINT_FILE)
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
     """Read and check params.yaml; ParamsInvalid names the file and the key on any problem."""
-    return parse_params(read_params_file(path), str(path))
+    return read_params(path).params
 
 
 @dataclass(frozen=True)
@@ -554,10 +578,12 @@ class Sections:
 
 
 def load_sections(path: Path | str = PARAMS_FILE) -> Sections:
-    """`report:`, `gates:`, `registry:` and `deploy:` of PATH (each optional, and the file too); errors name the key."""
-    raw = read_params_file(path, required=False) or {}
-    if not isinstance(raw, dict):
-        raise ParamsInvalid(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
+    """`report:`, `gates:`, `registry:` and `deploy:` of PATH (each optional, and the file too); errors name the key.
+    A job that needs more than this takes a ParamsFile (read_params) instead, so that it reads the file once."""
+    return read_params(path).sections
+
+
+def _sections_view(raw: dict[str, Any], path: str) -> Sections:
     gates_raw = raw.get("gates") or {}
     if not isinstance(gates_raw, dict):
         raise ParamsInvalid(f"{path}: key 'gates' must map metric names to rules",
@@ -574,7 +600,86 @@ def load_sections(path: Path | str = PARAMS_FILE) -> Sections:
             section = f"gates.{metric}"
             gates[str(metric)] = GateSpec.model_validate(spec or {})
     except ValidationError as exc:
-        err: dict[str, Any] = dict(exc.errors()[0])
-        err["loc"] = (section, *tuple(err["loc"]))
-        raise ParamsInvalid(f"{path}: {_describe(err)}", hint="see the params.yaml reference in the README") from None
+        raise _section_invalid(exc, section, path) from None
     return Sections(report, gates, registry, deploy)
+
+
+def _monitor_view(raw: dict[str, Any], path: str) -> MonitorParams:
+    """`monitor:` of RAW (optional: the defaults); ParamsInvalid naming the key."""
+    section = raw.get("monitor")
+    if section is None:
+        return MonitorParams()
+    if not isinstance(section, dict):
+        raise ParamsInvalid(f"{path}: key 'monitor' must be a mapping, got {type(section).__name__}")
+    try:
+        return MonitorParams.model_validate(section)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in ("monitor", *err["loc"]))
+        if err["type"] == "extra_forbidden":
+            what = f"unknown key '{loc}'"
+        else:
+            got = err.get("input")
+            shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
+            what = f"key '{loc}': {err['msg']} (got {shown})"
+        raise ParamsInvalid(f"{path}: {what}", hint="see `monitor:` in the params.yaml reference") from None
+
+
+@dataclass(frozen=True)
+class ParamsFile:
+    """params.yaml as one command read it (read_params): the job takes it from its caller, or reads it once at its
+    entry, and hands it down; each view validates its sections on first use (and only those: any project's
+    params.yaml works for the commands that read a few sections), with errors naming the file and the key."""
+
+    path: str
+    raw: Any  # the YAML document; None when the file is absent or empty
+    found: bool
+    # Unreadable YAML, raised by every view: a command meets it where it first needs a section, as before.
+    error: ParamsInvalid | None = None
+
+    def _mapping(self) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        raw = self.raw or {}
+        if not isinstance(raw, dict):
+            raise ParamsInvalid(f"{self.path}: top level must be a mapping of sections, got {type(raw).__name__}")
+        return raw
+
+    @cached_property
+    def params(self) -> Params:
+        """Every section, checked (the pipeline's stages): the file must exist."""
+        if self.error is not None:
+            raise self.error
+        if not self.found:
+            raise ParamsInvalid(f"{Path(self.path)}: file not found", hint=_HINT_FILE)
+        return parse_params(self.raw, self.path)
+
+    @cached_property
+    def sections(self) -> Sections:
+        """`report:`, `gates:`, `registry:` and `deploy:` (each optional)."""
+        return _sections_view(self._mapping(), self.path)
+
+    @cached_property
+    def monitor(self) -> MonitorParams:
+        """`monitor:` (optional)."""
+        return _monitor_view(self._mapping(), self.path)
+
+    @cached_property
+    def package(self) -> PackageParams:
+        """`package:` (optional)."""
+        return _package_view(self._mapping(), self.path)
+
+    @cached_property
+    def checks(self) -> tuple[CheckParams, tuple[str, ...]]:
+        """`checks:` and `report.sensitive` (both optional)."""
+        return _check_view(self._mapping(), self.path)
+
+
+def read_params(path: Path | str = PARAMS_FILE) -> ParamsFile:
+    """The one read of params.yaml per command (the file is optional here; `.params` requires it). Bad YAML or a
+    bad section is ParamsInvalid naming the file and the line or key, raised by the view that needs it."""
+    try:
+        raw = read_params_file(path, required=False)
+    except ParamsInvalid as exc:
+        return ParamsFile(str(path), None, True, exc)
+    return ParamsFile(str(path), raw, raw is not None or Path(path).is_file())

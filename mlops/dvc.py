@@ -581,3 +581,114 @@ def add(path: str, cwd: Path | str = ".") -> None:
 def push_targets(targets: Sequence[str], cwd: Path | str = ".") -> None:
     """`dvc push TARGETS` (the .dvc files' data only, not the whole workspace's)."""
     run(["push", *targets], cwd)
+
+
+# --- mlops sweep: DVC experiments (appended) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment as `dvc exp show --json` lists it."""
+
+    name: str
+    rev: str  # the experiment's commit (refs/exps/...), or the queue task's stash commit while queued
+    baseline: str  # the commit it derives from
+    state: str  # success, failed, queued, running
+    error: str | None = None
+
+
+def exp_queue(name: str, cwd: Path | str = ".") -> None:
+    """`dvc exp run --queue --name NAME`: the workspace as it is now (params.yaml included) becomes a queued
+    experiment. Params are written into params.yaml by the caller, never with `-S` (see mlops.sweep)."""
+    run(["exp", "run", "--queue", "--quiet", "--name", name], cwd)
+
+
+def exp_run_queued(jobs: int, cwd: Path | str = ".", *, on_line: Callable[[str], None] | None = None) -> None:
+    """Run every queued experiment, JOBS at a time, and wait for them (`dvc exp run --run-all -j JOBS`: queue
+    workers in temporary workspaces sharing the cache and the run cache). A failed experiment is not an error
+    here: `experiments` says which failed."""
+    run(["exp", "run", "--run-all", "--jobs", str(max(1, jobs))], cwd, on_line=on_line, check=False)
+
+
+def experiments(cwd: Path | str = ".") -> list[Experiment]:
+    """The experiments of the current commit (`dvc exp show --json`), newest first."""
+    proc = run(["exp", "show", "--json", "--no-pager"], cwd, check=False)
+    start = proc.stdout.find("[")
+    try:
+        data = json.loads(proc.stdout[start:]) if proc.returncode == 0 and start >= 0 else None
+    except ValueError:
+        data = None
+    if not isinstance(data, list):
+        raise DvcError(f"dvc exp show failed: {proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ''}")
+    out: list[Experiment] = []
+    for base in data:
+        if not isinstance(base, dict) or base.get("rev") == "workspace":
+            continue
+        for exp in base.get("experiments") or []:
+            executor = exp.get("executor") or {}
+            for rev in (exp.get("revs") or [])[:1]:  # the experiment's last commit (checkpoints aside)
+                error = rev.get("error") or {}
+                state = str(executor.get("state") or ("failed" if error else "success"))
+                out.append(Experiment(str(rev.get("name") or exp.get("name") or ""), str(rev.get("rev") or ""),
+                                      str(base.get("rev") or ""), state,
+                                      str(error.get("msg")) if isinstance(error, dict) and error else None))
+    return out
+
+
+def exp_remove(names: Sequence[str], cwd: Path | str = ".") -> None:
+    """`dvc exp remove NAMES` (finished or failed experiments of the current commit, queued ones too)."""
+    if names:
+        run(["exp", "remove", *names], cwd, check=False)
+
+
+class TempExperiment:
+    """One `dvc exp run --temp --name NAME` running in the background: DVC copies the workspace (params.yaml as
+    the caller wrote it) into a temporary directory and reproduces there, sharing the cache and the run cache.
+    `start` returns once DVC has taken that copy (its "Reproducing experiment" line), so the caller may change
+    params.yaml for the next one; `wait` returns the exit code and keeps the output for the error line."""
+
+    def __init__(self, name: str, cwd: Path | str = ".", on_line: Callable[[str], None] | None = None) -> None:
+        import threading
+
+        self.name = name
+        self.lines: list[str] = []
+        self._on_line = on_line
+        # --wait-for-lock: the experiments in flight take the repository lock in turns, never fail on it
+        self._proc = subprocess.Popen([*_dvc_cmd(), "--wait-for-lock", "exp", "run", "--temp", "--name", name],
+                                      cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      env=stage_env())
+        assert self._proc.stdout is not None  # PIPE was requested
+        self._out = self._proc.stdout
+        for line in self._out:  # until DVC has copied the workspace: the caller must not touch it before
+            self._see(line)
+            if line.startswith("Reproducing experiment '"):
+                break
+        self._drain = threading.Thread(target=self._rest, daemon=True)
+        self._drain.start()
+
+    def _see(self, line: str) -> None:
+        line = line.rstrip("\n")
+        self.lines.append(line)
+        if self._on_line is not None and line.strip():
+            self._on_line(line)
+
+    def _rest(self) -> None:
+        for line in self._out:
+            self._see(line)
+
+    @property
+    def done(self) -> bool:
+        return self._proc.poll() is not None
+
+    def wait(self) -> int:
+        code = self._proc.wait()
+        self._drain.join()
+        return code
+
+    def error(self) -> str | None:
+        """DVC's (or the failing stage's) own error line, None when it succeeded."""
+        if self._proc.poll() in (None, 0):
+            return None
+        ours = [ln.removeprefix("error: ") for ln in self.lines if ln.startswith("error: ")]
+        errors = [ln.removeprefix("ERROR:").strip() for ln in self.lines if ln.startswith("ERROR")]
+        return (ours or errors or [f"exit {self._proc.returncode}"])[-1]

@@ -123,3 +123,8 @@ class SmokeTestFailed(DeployError):
 
 class InitError(MlopsError):
     """The project cannot take the mlops workflows as it is (not a DVC repo, params.yaml unreadable...)."""
+
+
+class SweepError(MlopsError):
+    """A parameter sweep cannot run as asked: a key params.yaml lacks, a value of the wrong type, bad syntax in a
+    `/mlops` comment, more settings than allowed, or an experiment that is not on the leaderboard."""

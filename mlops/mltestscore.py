@@ -193,7 +193,8 @@ WATCHED = ("tests/test_features.py", "tests/test_pipeline.py", "tests/test_fresh
            "mlops/cli/registry.py", "models/golden.json")
 
 
-def read_facts(root: Path) -> Facts:
+def read_facts(root: Path, params: Any = None) -> Facts:
+    """What ROOT holds; PARAMS: its params.yaml as the command already read it (read here when None)."""
     root = root.resolve()
     steps: list[Step] = []
     wf_dir = root / ".github" / "workflows"
@@ -203,7 +204,7 @@ def read_facts(root: Path) -> Facts:
     files |= frozenset(p.relative_to(root).as_posix() for p in (root / "requirements").glob("*.lock")) \
         if (root / "requirements").is_dir() else frozenset()
     dvc_yaml = _yaml(root / "dvc.yaml")
-    params = _yaml(root / "params.yaml")
+    params = _yaml(root / "params.yaml") if params is None else params
     return Facts(dvc_yaml if isinstance(dvc_yaml, Mapping) else {}, params if isinstance(params, Mapping) else {},
                  tuple(steps), files)
 

@@ -236,7 +236,7 @@ class GitHubDouble:
                 auth = self.headers.get("Authorization") or ""
                 token = auth.split(" ", 1)[1] if " " in auth else ""
                 status, payload, headers = double.handle(self.command, self.path, body, token)
-                data = json.dumps(payload).encode()
+                data = b"" if status == 204 else json.dumps(payload).encode()  # 204: no body, as GitHub
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
@@ -555,3 +555,93 @@ class GitHubDoubleWithIssues(GitHubDoubleWithPullList):
 
 def _when(text: str) -> _dt.datetime:
     return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# --- appended for the retraining pull request's workflow (tests/test_retrain.py): workflow dispatches, and a pull
+# request opened through the double read back by number ---
+#
+# `POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches` as GitHub's OpenAPI description has it
+# (reference/github-rest/openapi-subset.json): body `ref` (required string), `inputs` (object, at most 25
+# properties, values as given), `return_run_details` (boolean); 204 without a body, 200 with the run's ids when
+# return_run_details is true; 404 for a workflow that is not there, 422 for a bad body or a ref that does not exist.
+
+
+@dataclass
+class GitHubDoubleWithActions(GitHubDoubleWithIssues):
+    """The double, also answering workflow dispatches (each accepted one recorded in `dispatches` as
+    {"workflow", "ref", "inputs"}) and `GET /pulls/{n}` for the pull requests in `opened` (those not in `pulls`).
+    `workflows`: the workflow files that exist (None: any); `ref_exists`: asked whether a ref exists (None: any)."""
+
+    dispatches: list[dict[str, Any]] = field(default_factory=list)
+    workflows: set[str] | None = None
+    ref_exists: Any = None
+
+    def handle(self, method: str, raw_path: str, body: Any, token: str = "") -> tuple[int, Any, dict[str, str]]:
+        path = urlparse(raw_path).path.removeprefix(PREFIX)
+        repo = f"/repos/{re.escape(self.owner)}/{re.escape(self.repo)}"
+        m = re.fullmatch(rf"{repo}/actions/workflows/([^/]+)/dispatches", path)
+        if m and method == "POST":
+            fault = self._fault(method)
+            if fault is not None:
+                return fault
+            if self.workflows is not None and m[1] not in self.workflows:
+                return 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest/actions/"
+                             "workflows#create-a-workflow-dispatch-event", "status": "404"}, {}
+            inputs = (body or {}).get("inputs", {}) if isinstance(body, dict) else None
+            if not isinstance(body, dict) or not isinstance(body.get("ref"), str) or not isinstance(inputs, dict) \
+                    or len(inputs) > 25:
+                return 422, {"message": "Invalid request.", "documentation_url": "https://docs.github.com/rest/"
+                             "actions/workflows#create-a-workflow-dispatch-event", "status": "422"}, {}
+            if self.ref_exists is not None and not self.ref_exists(body["ref"]):
+                return 422, {"message": f"No ref found for: {body['ref']}", "documentation_url":
+                             "https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event",
+                             "status": "422"}, {}
+            self.dispatches.append({"workflow": m[1], "ref": body["ref"], "inputs": dict(inputs)})
+            if body.get("return_run_details") is True:
+                run = len(self.dispatches)
+                return 200, {"workflow_run_id": run, "run_url": f"{self.url}{repo}/actions/runs/{run}",
+                             "html_url": f"https://github.example{repo.removeprefix('/repos')}/actions/runs/{run}"}, {}
+            return 204, None, {}
+        n = re.fullmatch(rf"{repo}/pulls/(\d+)", path)
+        if n and method == "GET" and int(n[1]) not in self.pulls and int(n[1]) in self.opened \
+                and self._fault(method) is None:
+            return 200, self.opened[int(n[1])], {}
+        return super().handle(method, raw_path, body, token)
+
+
+# --- appended for `mlops sweep` (tests/test_sweep.py): a collaborator's permission ---
+#
+# `GET /repos/{owner}/{repo}/collaborators/{username}/permission` ("Get repository permissions for a user"): 200 with
+# `permission` (admin, write, read or none: the legacy base roles), `role_name` (admin, maintain, write, triage,
+# read) and `user` (a collaborator). GitHub answers 404 for a login that is no user at all.
+
+
+@dataclass
+class GitHubDoubleWithPermissions(GitHubDoubleWithIssues):
+    """The double, also answering a user's permission on the repository from `roles` (login -> admin, maintain,
+    write, triage or read); users it does not list are no collaborators ("none"), logins in `unknown_users` 404."""
+
+    roles: dict[str, str] = field(default_factory=dict)
+    unknown_users: set[str] = field(default_factory=set)
+
+    def handle(self, method: str, raw_path: str, body: Any, token: str = "") -> tuple[int, Any, dict[str, str]]:
+        path = urlparse(raw_path).path.removeprefix(PREFIX)
+        m = re.fullmatch(rf"/repos/{re.escape(self.owner)}/{re.escape(self.repo)}/collaborators/([^/]+)/permission",
+                         path)
+        if m and method == "GET":
+            fault = self._fault(method)
+            if fault is not None:
+                return fault
+            login = m[1]
+            if login in self.unknown_users:
+                return 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest/"
+                             "collaborators/collaborators#get-repository-permissions-for-a-user", "status": "404"}, {}
+            role = self.roles.get(login)
+            # the legacy base role GitHub puts in `permission`: maintain reads as write, triage as read
+            legacy = {"admin": "admin", "maintain": "write", "write": "write", "triage": "read", "read": "read"}
+            user = {**self._user(login), "permissions": {"admin": role == "admin", "maintain": role in ("admin",
+                    "maintain"), "push": role in ("admin", "maintain", "write"), "triage": role is not None and
+                    role != "read", "pull": role is not None}, "role_name": role or "none"}
+            return 200, {"permission": legacy.get(role or "", "none"), "role_name": role or "none",
+                         "user": user}, {}
+        return super().handle(method, raw_path, body, token)

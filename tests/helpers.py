@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
 # What the example project is made of: the toolkit's own code is a dependency of dvc.yaml's stages.
-PROJECT_FILES = ("params.yaml", "dvc.yaml", "data/raw/telco_churn.csv", "mlops", ".dvc/config", ".dvcignore")
+PROJECT_FILES = ("params.yaml", "dvc.yaml", "data/raw/telco_churn.csv", "data/feedback/README.md", "mlops",
+                 ".dvc/config", ".dvcignore")
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:

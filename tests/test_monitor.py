@@ -19,6 +19,7 @@ import pytest
 
 import mlops.cli.monitor  # noqa: F401  (registers `mlops monitor` on the app, as mlops.cli will)
 from mlops.cli import app
+from mlops.config import read_params
 from mlops.errors import ParamsInvalid
 from mlops.jobs.monitor import monitor, production_registration
 from mlops.monitor import (
@@ -29,7 +30,6 @@ from mlops.monitor import (
     ReadStats,
     accumulate,
     evaluate,
-    load_monitor_params,
     parse_duration,
 )
 from mlops.stages.data import features_and_label, load_prepared
@@ -309,16 +309,16 @@ def test_production_registration_from_the_registry(project: Path, tmp_path: Path
 def test_monitor_params(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("monitor:\n  false_alarm_rate: 0.05\n  max_drop: {roc_auc: 0.02}\n"
                                           "  max_age_days: null\n  roles: [stable, canary]\n")
-    p = load_monitor_params(tmp_path / "params.yaml")
+    p = read_params(tmp_path / "params.yaml").monitor
     assert p.false_alarm_rate == 0.05 and p.max_drop == {"roc_auc": 0.02} and p.max_age_days is None
     assert p.roles == ("stable", "canary") and p.wasserstein == 0.1
     (tmp_path / "params.yaml").write_text("monitor:\n  wasserstien: 0.2\n")
     with pytest.raises(ParamsInvalid, match=r"unknown key 'monitor\.wasserstien'"):
-        load_monitor_params(tmp_path / "params.yaml")
+        _ = read_params(tmp_path / "params.yaml").monitor
     (tmp_path / "params.yaml").write_text("monitor:\n  false_alarm_rate: 2\n")
     with pytest.raises(ParamsInvalid, match=r"monitor\.false_alarm_rate"):
-        load_monitor_params(tmp_path / "params.yaml")
-    assert load_monitor_params(tmp_path / "absent.yaml") == MonitorParams()
+        _ = read_params(tmp_path / "params.yaml").monitor
+    assert read_params(tmp_path / "absent.yaml").monitor == MonitorParams()
     assert parse_duration("36h") == timedelta(hours=36)
     with pytest.raises(MonitorInputError, match="not a duration"):
         parse_duration("soon")

@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, log_loss, mean_absolute_error, mean_squared_error
 
+from mlops.config import read_params
+from mlops.errors import ParamsInvalid
 from mlops.files import sha256_file
 from mlops.formats.manifest import read_manifest
 from mlops.formats.profile import ReferenceProfile, read_profile
@@ -40,7 +42,8 @@ class Pkg:
         # the package's own answers on the held-out rows (what the monitor's scorer computes)
         self.answers = rt.predict_records(self.data[self.ref.feature_names].to_dict("records")).values
 
-    def check(self, frame: pd.DataFrame, path: Path, client: Any = None, parts: int = 1) -> MonitorResult:
+    def check(self, frame: pd.DataFrame, path: Path, client: Any = None, parts: int = 1,
+              params: MonitorParams = PARAMS) -> MonitorResult:
         """The library's check of FRAME (features and the label column) written as PARTS CSV files."""
         files = []
         cuts = np.linspace(0, len(frame), parts + 1).astype(int)
@@ -52,7 +55,7 @@ class Pkg:
         chunks = None if client is not None else (
             c for f in files for c in read_table(f, ref.feature_names, ref.output_name, ref.label,
                                                  categorical=ref.categorical, chunk_rows=PARAMS.chunk_rows))
-        return run(dict(ref.doc), chunks, PARAMS, ReadStats(), source="file", path=str(path),
+        return run(dict(ref.doc), chunks, params, ReadStats(), source="file", path=str(path),
                    reference=str(self.dir / "reference.json"), scorer=package_scorer(self.dir), client=client,
                    files=files, registered=None)
 
@@ -171,6 +174,56 @@ def test_regression_realised_metrics_equal_sklearns_and_no_estimate_is_claimed(p
     assert any("no estimate of the error before labels" in n for n in unlabelled.notes)
     md = write_reports(unlabelled, tmp_path / "r", plots=False)[0].read_text()
     assert "No labels yet, and no estimate" in md and "| rmse |" in md
+
+
+def _from_params_yaml(tmp_path: Path, monitor_section: str) -> MonitorParams:
+    """MonitorParams as an adopter sets them: `monitor:` of a params.yaml, read as `mlops monitor` reads it."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "params.yaml").write_text(f"monitor:\n  min_rows: 0\n  plots: false\n  max_age_days: null\n"
+                                          f"{monitor_section}")
+    return read_params(tmp_path / "params.yaml").monitor
+
+
+def test_a_rise_of_a_regressions_realised_error_alarms_past_max_increase(pkgs: dict[str, Pkg],
+                                                                        tmp_path: Path) -> None:
+    p = pkgs["onnx-regression"]
+    params = _from_params_yaml(tmp_path, "  max_increase: {rmse: 0.1}\n")
+    assert params.max_increase == {"rmse": 0.1}
+    same = pd.concat([p.data] * 3, ignore_index=True)  # the reference rows: the reference's own errors
+    assert len(same) >= params.min_labelled
+    healthy = p.check(same, tmp_path / "same.csv", params=params)
+    assert not [a for a in healthy.alarms if a.check == "decay"], [a.message for a in healthy.alarms]
+    ref_rmse = float(p.ref.doc["metrics"]["rmse"])
+    assert math.isclose((healthy.performance.realised or {})["rmse"] or -1, ref_rmse, rel_tol=1e-4)
+    # the world changed: the same inputs now have noisier outcomes (the model's RMSE about doubles)
+    noisy = same.copy()
+    noisy[p.ex.target] += np.random.default_rng(0).normal(0.0, 2 * ref_rmse, len(noisy))
+    result = p.check(noisy, tmp_path / "noisy.csv", params=params)
+    decay = [a for a in result.alarms if a.check == "decay"]
+    assert [a.subject for a in decay] == ["rmse"], [a.message for a in result.alarms]  # mae has no limit set
+    (alarm,) = decay
+    assert alarm.threshold == pytest.approx(ref_rmse * 1.1)
+    assert alarm.value is not None and alarm.threshold is not None and alarm.value > alarm.threshold
+    assert "above the reference's" in alarm.message and "at most 10% allowed" in alarm.message
+    # no limit set: shown, not judged, and the report says how to set one
+    quiet = p.check(noisy, tmp_path / "noisy.csv", params=_from_params_yaml(tmp_path / "q", ""))
+    assert not [a for a in quiet.alarms if a.check == "decay"]
+    assert any("set monitor.max_increase" in n for n in quiet.notes)
+
+
+def test_a_rise_of_a_multiclass_log_loss_alarms_past_max_increase(pkgs: dict[str, Pkg], tmp_path: Path) -> None:
+    p = pkgs["lightgbm-multiclass"]
+    # accuracy's and macro-F1's drops off: only the log loss is judged here
+    params = _from_params_yaml(tmp_path, "  max_drop: {}\n  max_increase: {log_loss: 0.5}\n")
+    frame, _ = _resample(p, 8)
+    rng = np.random.default_rng(1)
+    wrong = rng.random(len(frame)) < 0.3  # a third of the labels moved to another class
+    frame.loc[wrong, p.ex.target] = (frame.loc[wrong, p.ex.target] + 1) % 3
+    result = p.check(frame, tmp_path / "w.csv", params=params)
+    decay = [a for a in result.alarms if a.check == "decay"]
+    assert [a.subject for a in decay] == ["log_loss"], [a.message for a in result.alarms]
+    with pytest.raises(ParamsInvalid, match=r"monitor\.max_increase\.rmse"):
+        _from_params_yaml(tmp_path, "  max_increase: {rmse: 0}\n")
 
 
 def test_labels_files_are_read_for_the_task(pkgs: dict[str, Pkg], tmp_path: Path) -> None:

@@ -120,10 +120,10 @@ def test_bad_package_params_and_data_name_key_and_column(examples: dict[str, Exa
     frame.drop(columns=["alcohol"]).to_csv(bad, index=False)
     with pytest.raises(DataInvalid, match=r"bad\.csv: column 'alcohol' .* not in the data"):
         package_model(PackageRequest(ex.model, bad, ex.target, "multiclass", out=tmp_path / "p2"))
-    from mlops.config import load_package_params
+    from mlops.config import read_params
 
     with pytest.raises(ParamsInvalid, match=r"package\.golden_rows"):
-        load_package_params(params)
+        _ = read_params(params).package
     res = runner.invoke(app, [*ex.cli_args(tmp_path / "p3")[:-2], "--task", "ranking"])
     assert res.exit_code == 1 and "--task: 'ranking' is not a task" in res.output
 

@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -23,7 +24,7 @@ from mlops.github.context import CIContext
 from mlops.jobs.monitor import monitor
 from mlops.jobs.retrain import BRANCH_PREFIX, RetrainAlert
 from mlops.monitor import MonitorParams
-from tests.github_double import GitHubDoubleWithPullList
+from tests.github_double import GitHubDoubleWithActions, GitHubDoubleWithPullList
 from tests.helpers import git, runner
 from tests.monitor_helpers import Churn, load_churn, shifted, write_log
 
@@ -34,7 +35,9 @@ TOKEN = "ghs_retraintoken"
 
 
 def quiet(**kwargs: object) -> MonitorParams:
-    return MonitorParams(**{"plots": False, "jobs": 1, "consecutive": 3, **kwargs})  # type: ignore[arg-type]
+    # the data alone by default (no pipeline rerun in the worktree): test_retrain_opens_one_pull_request retrains
+    return MonitorParams(**{"plots": False, "jobs": 1, "consecutive": 3, "retrain_repro": False,  # type: ignore[arg-type]
+                            **kwargs})
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +46,9 @@ def churn(_trained_template: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-def double() -> Iterator[GitHubDoubleWithPullList]:
-    d = GitHubDoubleWithPullList().start()
+def double() -> Iterator[GitHubDoubleWithActions]:
+    # with the workflow dispatches: retrain dispatches pr.yml for the pull request it opens
+    d = GitHubDoubleWithActions().start()
     yield d
     d.stop()
 
@@ -87,17 +91,34 @@ def ci_of(double: GitHubDoubleWithPullList) -> CIContext:
     return CIContext(token=TOKEN, repository=f"{double.owner}/{double.repo}", api_url=double.url)
 
 
-def test_retrain_opens_one_pull_request(churn: Churn, double: GitHubDoubleWithPullList, tmp_path: Path) -> None:
+def test_retrain_opens_one_pull_request(churn: Churn, double: GitHubDoubleWithActions, tmp_path: Path) -> None:
     root, origin, store = make_project(churn, tmp_path)
+    # models/ as a real project has it: a DVC output only (the pipeline reruns on the branch and rewrites it)
+    git(root, "rm", "-q", "--cached", "models/reference.json")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-q", "-m", "reference from DVC")
+    git(root, "push", "-q", "origin", "main")
+    mdvc.push(root, run_cache=False)
     double.opened.clear()
     double.head_exists = lambda head: bool(git(origin, "branch", "--list", head))
     labels = day_logs(churn, tmp_path / "logs", [True, True, True])
     user_head = git(root, "rev-parse", "HEAD")
     with pytest.raises(RetrainAlert) as caught:
-        monitor(root, log=tmp_path / "logs", labels=labels, params=quiet(), registered=None, now=NOW,
-                out=tmp_path / "reports", retrain=True, ci=ci_of(double))
+        monitor(root, log=tmp_path / "logs", labels=labels, params=quiet(retrain_repro=True), registered=None,
+                now=NOW, out=tmp_path / "reports", retrain=True, ci=ci_of(double))
     done = caught.value.retrain
     assert done.action == "opened", done.message
+    # retrained on the branch: dvc.lock records a new model (main's code, the new data), whose files are in the
+    # DVC remote, and the commit says which stages ran
+    lock = yaml.safe_load(git(origin, "show", f"{done.branch}:dvc.lock"))
+    main_lock = yaml.safe_load(git(origin, "show", "main:dvc.lock"))
+
+    def models_md5(lk: dict[str, Any]) -> str:
+        return next(o["md5"] for o in lk["stages"]["train"]["outs"] if o["path"] == "models")
+
+    assert models_md5(lock) != models_md5(main_lock)
+    assert Path(mdvc.remote_object_url(str(store), models_md5(lock))).is_file()
+    message = git(origin, "log", "-1", "--format=%B", done.branch)
+    assert "The pipeline reran on it (prepare" in message and "train" in message
     assert [w.alarmed for w in done.windows] == [True, True, True]
     assert done.rows == 3 * len(churn.test)
     # the branch on origin holds the data's .dvc file (and nothing of the user's checkout moved)
@@ -119,6 +140,11 @@ def test_retrain_opens_one_pull_request(churn: Churn, double: GitHubDoubleWithPu
     assert pr["head"]["ref"] == done.branch and pr["base"]["ref"] == "main"
     report = (tmp_path / "reports" / "monitor.md").read_text()
     assert "monthly\\_charges" in report and report in pr["body"] and len(pr["body"]) < 65_536
+    # GITHUB_TOKEN's pull request starts no workflow: pr.yml was dispatched on the branch, for that pull request
+    assert double.dispatches[-1:] == [{"workflow": "pr.yml", "ref": done.branch,
+                                       "inputs": {"pull-request": str(done.pr_number)}}]
+    assert done.workflow == "dispatched" and done.message.endswith(f"pr.yml dispatched on {done.branch}")
+    dispatched = len(double.dispatches)
 
     # a second run opens none
     posts = len(double.requests_for("POST", r"/pulls$"))
@@ -129,6 +155,21 @@ def test_retrain_opens_one_pull_request(churn: Churn, double: GitHubDoubleWithPu
     assert again.value.retrain.pr_number == done.pr_number
     assert len(double.requests_for("POST", r"/pulls$")) == posts and len(double.opened) == 1
     assert len([b for b in git(origin, "branch", "--list", f"{BRANCH_PREFIX}*").splitlines() if b.strip()]) == 1
+    assert len(double.dispatches) == dispatched  # nothing dispatched again
+
+    # the snapshot is data the churn pipeline's prepare takes: typed, de-duplicated, added to train
+    from mlops.config import load_params
+    from mlops.stages.prepare import prepare
+
+    feedback = root / "data" / "feedback" / Path(str(done.data)).name
+    feedback.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(mdvc.remote_object_url(str(store), md5), feedback)
+    prepare(load_params(root / "params.yaml"), root)
+    fb = json.loads((root / "reports" / "data.json").read_text())["feedback"]
+    assert fb["files"] == 1 and fb["rows_read"] == done.rows
+    # the three days carry the same shifted rows: the second and third are duplicates of the first
+    assert fb["rows_added"] + fb["duplicates_dropped"] == done.rows and fb["duplicates_dropped"] >= 2 * len(churn.test)
+    assert fb["train_rows_added"] == fb["rows_added"] > 0 and fb["test_rows_added"] == 0
 
 
 def test_open_pull_request_found_on_a_later_page(churn: Churn, double: GitHubDoubleWithPullList,
@@ -197,7 +238,8 @@ def test_cli_current_file_opens_a_pull_request(churn: Churn, double: GitHubDoubl
     double.opened.clear()
     double.head_exists = lambda head: bool(git(origin, "branch", "--list", head))
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["monitor"] = {"plots": False, "jobs": 1, "consecutive": 2, "retrain_dir": "data/new", "max_age_days": None}
+    params["monitor"] = {"plots": False, "jobs": 1, "consecutive": 2, "retrain_dir": "data/new", "max_age_days": None,
+                         "retrain_repro": False}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     current = days_csv(churn, tmp_path / "current.csv", [False, True, True])
     for k, v in {"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": f"{double.owner}/{double.repo}",
@@ -320,3 +362,107 @@ def test_monitor_gauges_appear_on_the_servers_metrics(churn: Churn, tmp_path: Pa
     assert 'mlops_monitor_feature_drifted{model="churn-model",feature="monthly_charges"} 1.0' in text
     assert 'mlops_monitor_feature_drifted{model="churn-model",feature="tenure"} 0.0' in text
     assert "model_infer_request_success" in text or "rest_server_requests" in text  # the server's own still there
+
+
+# --- how the retraining pull request starts the PR workflow, and where the dispatched run reports ----------------
+
+def test_pr_trigger_and_workflow_from_the_context() -> None:
+    from mlops.jobs.retrain import RetrainError, pr_trigger
+
+    assert pr_trigger(CIContext()) == ("dispatch", "pr.yml")
+    assert pr_trigger(CIContext.from_env({"MLOPS_PR_TRIGGER": "app", "MLOPS_PR_WORKFLOW": "mlops-pr.yml"})) == \
+        ("app", "mlops-pr.yml")
+    with pytest.raises(RetrainError, match=r"MLOPS_PR_TRIGGER='pat': expected dispatch or app"):
+        pr_trigger(CIContext(pr_trigger="pat"))
+    with pytest.raises(RetrainError, match=r"MLOPS_PR_WORKFLOW='../x.yml'"):
+        pr_trigger(CIContext(pr_workflow="../x.yml"))
+
+
+def test_dispatch_or_not(double: GitHubDoubleWithActions) -> None:
+    """dispatch: one POST .../actions/workflows/pr.yml/dispatches, answered 204; app: no request at all (GitHub
+    starts the workflow on the App's pull request); a refused dispatch leaves the pull request and says why."""
+    from mlops.github.client import Client
+    from mlops.jobs.retrain import _start_workflow
+
+    client = Client(f"{double.owner}/{double.repo}", TOKEN, double.url, retries=0)
+    double.dispatches.clear()  # the module's double: earlier tests dispatched
+    try:
+        before = len(double.requests)
+        assert _start_workflow(client, "app", "pr.yml", "mlops/retrain-x", 7, lambda _: None)[0] == "app"
+        assert len(double.requests) == before and not double.dispatches
+        done, how = _start_workflow(client, "dispatch", "pr.yml", "mlops/retrain-x", 7, lambda _: None)
+        assert (done, how) == ("dispatched", "pr.yml dispatched on mlops/retrain-x")
+        req = double.requests_for("POST", r"/actions/workflows/pr\.yml/dispatches$")[-1]
+        assert req.body == {"ref": "mlops/retrain-x", "inputs": {"pull-request": "7"}}
+        assert double.dispatches == [{"workflow": "pr.yml", "ref": "mlops/retrain-x", "inputs": {"pull-request": "7"}}]
+        double.workflows = {"ci.yml"}  # no such workflow
+        done, how = _start_workflow(client, "dispatch", "pr.yml", "mlops/retrain-x", 7, lambda _: None)
+        assert done == "dispatch failed" and "pr.yml NOT started: GitHub answered 404" in how
+        assert "MLOPS_PR_WORKFLOW" in how
+        double.workflows, double.read_only = None, True  # GITHUB_TOKEN without actions: write
+        done, how = _start_workflow(client, "dispatch", "pr.yml", "mlops/retrain-x", 7, lambda _: None)
+        assert done == "dispatch failed" and "lacks actions: write" in how
+        assert len(double.dispatches) == 1
+    finally:
+        double.workflows, double.read_only = None, False
+        double.dispatches.clear()
+        client.close()
+
+
+def test_a_dispatched_run_comments_on_its_own_pull_request_only(double: GitHubDoubleWithActions,
+                                                               tmp_path: Path) -> None:
+    """`mlops comment --target auto` in a workflow_dispatch run: the pull request of input `pull-request`, once it
+    is this repository's branch that the run is on; any other is refused, and so is an input that is no number."""
+    from mlops.jobs.comment import comment
+    from tests.helpers import init_repo
+
+    root = init_repo(tmp_path / "repo")
+    (root / "reports").mkdir()
+    (root / "reports" / "report.md").write_text("## report\n\ndata added: 10 rows from data/feedback/\n")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@x", "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-q", "-m", "r")
+    double.opened.clear()
+    ours = double.add_pull(f"{BRANCH_PREFIX}20260310T120000Z")
+    other = double.add_pull("feature")
+
+    def ci(number: object, ref: str) -> CIContext:
+        event = tmp_path / f"event-{number}-{ref.replace('/', '_')}.json"
+        event.write_text(json.dumps({"inputs": {"pull-request": number}, "ref": f"refs/heads/{ref}",
+                                     "repository": {"default_branch": "main"}}))
+        return CIContext(token=TOKEN, repository=f"{double.owner}/{double.repo}", api_url=double.url,
+                         event_path=str(event), ref_name=ref)
+
+    done = comment(root, ci=ci(str(ours["number"]), ours["head"]["ref"]))
+    assert done.posted is not None and done.posted.target.number == ours["number"]
+    assert "data added: 10 rows" in double.comments_on(ours["number"])[0]["body"]
+    with pytest.raises(GitHubError, match=r"#\d+ is acme:feature at .* not this run's branch mlops/retrain-"):
+        comment(root, ci=ci(str(other["number"]), ours["head"]["ref"]))
+    assert not double.comments_on(other["number"])
+    with pytest.raises(GitHubError, match=r"input 'pull-request': '1; echo' is not a pull request number"):
+        comment(root, ci=ci("1; echo", ours["head"]["ref"]))
+    double.opened.clear()
+
+
+def test_monitor_workflow_wiring() -> None:
+    """monitor.yml: the permissions the alarm issue and the dispatch need, the App token (pinned) when configured,
+    the token on every run, and the report uploaded whatever the outcome."""
+    from tests.helpers import REPO
+
+    doc = yaml.safe_load((REPO / ".github/workflows/monitor.yml").read_text())
+    job = doc["jobs"]["monitor"]
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write", "issues": "write",
+                                  "actions": "write"}
+    steps = {s.get("id") or s.get("uses", "").split("@")[0]: s for s in job["steps"]}
+    app_step = steps["app"]
+    assert app_step["if"] == "vars.MLOPS_APP_ID != ''"
+    assert app_step["uses"] == "actions/create-github-app-token@1b10c78c7865c340bc4f6099eb2f838309f1e8c3"
+    assert app_step["with"]["private-key"] == "${{ secrets.MLOPS_APP_PRIVATE_KEY }}"
+    run = steps["./actions/monitor"]["with"]
+    assert run["github-token"] == "${{ steps.app.outputs.token || github.token }}"
+    assert run["pr-trigger"] == "${{ steps.app.outcome == 'success' && 'app' || 'dispatch' }}"
+    assert run["pr-workflow"] == "pr.yml"
+    upload = steps["actions/upload-artifact"]
+    assert upload["if"] == "always()"
+    assert set(upload["with"]["path"].split()) == {f"reports/monitor.{x}" for x in ("md", "html", "json")}
+    script = (REPO / "actions/monitor/monitor.sh").read_text()
+    assert 'export GITHUB_TOKEN="$MLOPS_TOKEN"' in script.split("MLOPS_RETRAIN", 1)[0]  # not only with retrain

@@ -109,7 +109,20 @@ def _root(
 
 def _register() -> None:
     # Each capability's commands live in their own module; importing registers them on `app`.
-    from mlops.cli import check, deploy, init, monitor, package, pipeline, predict, registry, report, score, serve  # noqa: F401
+    from mlops.cli import (  # noqa: F401
+        check,
+        deploy,
+        init,
+        monitor,
+        package,
+        pipeline,
+        predict,
+        registry,
+        report,
+        score,
+        serve,
+        sweep,
+    )
 
 
 _register()

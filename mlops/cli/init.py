@@ -26,6 +26,8 @@ def init_cmd(
                                             "(default: mlops-toolkit/mlops, or your fork of it)."),
     actions_version: str | None = typer.Option(None, "--actions-version", help="The release the SHA is, for the "
                                                "comment beside it (default: this version)."),
+    batch: bool = typer.Option(False, "--batch", help="Also write the scheduled batch-scoring workflow "
+                               "(.github/workflows/mlops-batch.yml: `mlops predict --stage` on a schedule)."),
 ) -> None:
     """Install the pull-request, promote and deploy workflows and their config into an existing DVC project."""
     from mlops.jobs import init as job
@@ -36,7 +38,7 @@ def init_cmd(
                                  param_hint="--actions-sha")
     defaults = job.Actions()
     actions = job.Actions(repo=actions_repo or defaults.repo, sha=sha, version=actions_version or defaults.version)
-    result = job.init(Path(path), actions, force=force, artifact=artifact,
+    result = job.init(Path(path), actions, force=force, artifact=artifact, batch=batch,
                       progress=progress if state.verbose else silent)
     echo(f"mlops init in {result.root}: actions {result.actions.repo}@{result.actions.sha[:12]} "
          f"({result.actions.version})")

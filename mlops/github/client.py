@@ -407,6 +407,74 @@ class Client:
                                   f"that {base} exists there") from None
             raise _fail(exc, f"open a pull request from {head} into {base}", "pr", self.repo_name) from None
 
+    # --- the retraining pull request's workflow: dispatched on its branch, and the pull request it reports on
+    # (appended) ------------------------------------------------------------------------------------------------
+
+    def dispatch_workflow(self, workflow: str, ref: str, inputs: dict[str, str]) -> None:
+        """`POST /repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches` (GitHub answers 204): run WORKFLOW
+        (its file name) on branch REF with INPUTS. workflow_dispatch is one of the two events that a run's own
+        GITHUB_TOKEN does start. Not retried: a POST that failed with a 5xx may have started the run."""
+        from github import GithubException
+
+        what = f"dispatch workflow {workflow} on {ref}"
+        try:
+            self._repo.get_workflow(workflow).create_dispatch(ref, inputs, throw=True)
+        except GithubException as exc:
+            if exc.status == 403 and not _rate_limited(exc):
+                raise GitHubPermissionError(f"GitHub refused to {what} (403): the token lacks actions: write on "
+                                            f"{self.repo_name}", hint="grant `permissions: actions: write` to the "
+                                            "job, or use a GitHub App token") from None
+            if exc.status == 404:
+                raise GitHubError(f"GitHub answered 404 while trying to {what}: no workflow {workflow} in "
+                                  f"{self.repo_name} (or the token cannot see it)",
+                                  hint="name the pull-request workflow's file with MLOPS_PR_WORKFLOW") from None
+            if exc.status == 422:
+                message = exc.data.get("message") if isinstance(exc.data, dict) else None
+                raise GitHubError(f"GitHub refused to {what} (422: {message or 'Unprocessable Entity'})",
+                                  hint=f"{workflow} needs an `on: workflow_dispatch` trigger with the input "
+                                       f"{', '.join(inputs)} on {ref}") from None
+            raise _fail(exc, what, "pr", self.repo_name) from None
+        except Exception as exc:
+            if isinstance(exc, OSError) or type(exc).__module__.startswith(("requests", "urllib3")):
+                raise _fail(exc, what, "pr", self.repo_name) from None
+            raise
+
+    def get_pull(self, number: int) -> PullRef:
+        """Pull request NUMBER (`GET /repos/{owner}/{repo}/pulls/{number}`)."""
+        return _pull_ref(self._call(f"read pull request #{number}", "pr", lambda: self._repo.get_pull(number)))
+
+
+    # --- mlops sweep: `/mlops` comment commands (appended) ------------------------------------------------------
+
+    def pull(self, number: int) -> PullInfo:
+        """Pull request NUMBER: its head (commit, branch, repository) and base repository (GET /pulls/{n})."""
+        return self._call(f"read pull request #{number}", "pr",  # type: ignore[no-any-return]
+                          lambda: _pull_info_of(self._repo.get_pull(number)))
+
+    def permission(self, login: str) -> str:
+        """LOGIN's permission on this repository: admin, maintain, write, triage, read or none
+        (GET /collaborators/{user}/permission; a user who is no collaborator reads as none)."""
+        from github import GithubException
+
+        try:
+            value = self._repo.get_collaborator_permission(login)
+        except GithubException as exc:
+            if exc.status == 404:
+                return "none"
+            raise _fail(exc, f"read the permission of {login}", "pr", self.repo_name) from None
+        except Exception as exc:  # the network, classified as _call does
+            if isinstance(exc, OSError) or type(exc).__module__.startswith(("requests", "urllib3")):
+                raise _fail(exc, f"read the permission of {login}", "pr", self.repo_name) from None
+            raise
+        return str(value or "none")
+
+    def marked_comment(self, number: int, label: str) -> str | None:
+        """The body of the newest comment on pull request NUMBER that carries our marker with LABEL and was
+        written by us (never someone else's copy of it), or None."""
+        issue = self._repo.get_issue(number)
+        mine = self._ours(self._call(f"list the comments of pull request #{number}", "pr",
+                                     lambda: list(issue.get_comments())), label)
+        return str(newest(mine).body) if mine else None
 
 @dataclass(frozen=True)
 class IssueRef:
@@ -433,10 +501,11 @@ class PullRef:
     head: str        # the head branch's name
     url: str         # html_url
     label: str = ""  # OWNER:BRANCH of the head (a fork's owner for a fork's pull request)
+    sha: str = ""    # the head commit
 
 
 def _pull_ref(p: Any) -> PullRef:
-    return PullRef(int(p.number), str(p.head.ref), str(p.html_url), str(p.head.label or ""))
+    return PullRef(int(p.number), str(p.head.ref), str(p.html_url), str(p.head.label or ""), str(p.head.sha or ""))
 
 
 def _errors(exc: Exception) -> str:
@@ -447,3 +516,105 @@ def _errors(exc: Exception) -> str:
     parts = [str(e.get("message") or f"{e.get('field')} {e.get('code')}") for e in data.get("errors") or []
              if isinstance(e, dict)]
     return "; ".join(parts) or str(data.get("message") or "Validation Failed")
+
+
+# --- mlops sweep: `/mlops` comment commands on pull requests (appended) ---------------------------------------------
+
+class _Login(_Edge):
+    login: str
+
+
+class _Repo(_Edge):
+    full_name: str
+
+
+class _Side(_Edge):
+    ref: str = ""
+    sha: str = ""
+    repo: _Repo | None = None  # None when the fork was deleted
+
+
+class _EventPull(_Edge):
+    number: int
+    body: str | None = None
+    head: _Side
+    base: _Side
+    state: str = "open"
+
+
+class _Comment(_Edge):
+    body: str | None = None
+    user: _Login
+    author_association: str = "NONE"
+
+
+class _Label(_Edge):
+    name: str
+
+
+class _CommandEvent(_Edge):
+    action: str | None = None
+    comment: _Comment | None = None
+    issue: _Issue | None = None
+    pull_request: _EventPull | None = None
+    label: _Label | None = None
+    sender: _Login | None = None
+
+
+@dataclass(frozen=True)
+class CommandEvent:
+    """What asked for a command: a comment on a pull request, or a label put on one. BODY is untrusted text."""
+
+    kind: str  # "comment" or "label"
+    number: int | None  # the pull request (None: a comment on a plain issue)
+    author: str  # who commented, or who labelled
+    association: str  # the comment's author_association (labels: "" — ask the permission endpoint)
+    body: str  # the comment, or the pull request's description for a label
+    label: str = ""
+    head_repo: str | None = None  # label events carry the pull request; comments do not (see Client.pull)
+    base_repo: str | None = None
+    head_sha: str | None = None
+    head_ref: str | None = None
+
+
+def command_event(path: str | None) -> CommandEvent | None:
+    """The issue_comment or pull_request (labeled) event at PATH as a CommandEvent; None for any other event."""
+    if not path:
+        return None
+    try:
+        event = _CommandEvent.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise GitHubError(f"GITHUB_EVENT_PATH {path}: cannot read it ({exc.strerror or type(exc).__name__})",
+                          hint="GITHUB_EVENT_PATH must name the event's JSON file (Actions sets it)") from None
+    except (ValueError, ValidationError) as exc:
+        raise GitHubError(f"GITHUB_EVENT_PATH {path}: not a GitHub event payload ({type(exc).__name__})") from None
+    if event.comment is not None and event.issue is not None:
+        number = event.issue.number if event.issue.pull_request is not None else None
+        return CommandEvent("comment", number, event.comment.user.login, event.comment.author_association,
+                            event.comment.body or "")
+    if event.pull_request is not None and event.label is not None and event.sender is not None:
+        pr = event.pull_request
+        return CommandEvent("label", pr.number, event.sender.login, "", pr.body or "", event.label.name,
+                            pr.head.repo.full_name if pr.head.repo else None,
+                            pr.base.repo.full_name if pr.base.repo else None, pr.head.sha, pr.head.ref)
+    return None
+
+
+@dataclass(frozen=True)
+class PullInfo:
+    number: int
+    state: str
+    head_sha: str
+    head_ref: str
+    head_repo: str | None  # None when the fork is gone
+    base_repo: str | None
+    base_ref: str
+
+
+def _pull_info_of(p: Any) -> PullInfo:
+    def repo_of(side: Any) -> str | None:
+        repo = getattr(side, "repo", None)
+        return str(repo.full_name) if repo is not None and getattr(repo, "full_name", None) else None
+
+    return PullInfo(int(p.number), str(p.state), str(p.head.sha), str(p.head.ref), repo_of(p.head), repo_of(p.base),
+                    str(p.base.ref))

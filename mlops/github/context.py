@@ -6,7 +6,9 @@ job's behaviour depends only on its arguments (and tests pass a context instead 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,11 @@ class CIContext:
     step_summary: str | None = None  # GITHUB_STEP_SUMMARY: the job summary file
     pr_number: int | None = None  # MLOPS_PR_NUMBER: the PR a merge came from, when the workflow knows it
     comment_author: str | None = None  # MLOPS_COMMENT_AUTHOR: the login whose comments are ours
+    ref_name: str | None = None  # GITHUB_REF_NAME: the branch a workflow_dispatch run is on
+    # How a retraining pull request starts the PR workflow: "app" (opened with a GitHub App token, so GitHub
+    # starts it) or "dispatch" (the default: GITHUB_TOKEN's pull request starts nothing, so it is dispatched).
+    pr_trigger: str | None = None  # MLOPS_PR_TRIGGER
+    pr_workflow: str | None = None  # MLOPS_PR_WORKFLOW: the PR workflow's file name (default pr.yml)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CIContext:
@@ -42,7 +49,8 @@ class CIContext:
                    api_url=get("GITHUB_API_URL") or "https://api.github.com", server_url=get("GITHUB_SERVER_URL"),
                    run_id=get("GITHUB_RUN_ID"), head_ref=get("GITHUB_HEAD_REF"), actor=get("GITHUB_ACTOR"),
                    step_summary=get("GITHUB_STEP_SUMMARY"), pr_number=int(pr) if pr.isdigit() else None,
-                   comment_author=get("MLOPS_COMMENT_AUTHOR"))
+                   comment_author=get("MLOPS_COMMENT_AUTHOR"), ref_name=get("GITHUB_REF_NAME"),
+                   pr_trigger=get("MLOPS_PR_TRIGGER"), pr_workflow=get("MLOPS_PR_WORKFLOW"))
 
     @property
     def run_url(self) -> str | None:
@@ -69,3 +77,27 @@ def write_summary(ci: CIContext, text: str) -> Path | None:
                           hint="GITHUB_STEP_SUMMARY must name a writable file (Actions sets it); unset it outside "
                                "Actions") from None
     return Path(ci.step_summary)
+
+
+DISPATCH_INPUT = "pull-request"  # the PR workflow's workflow_dispatch input: the pull request to report on
+_PR_NUMBER = re.compile(r"[1-9][0-9]{0,9}")
+
+
+def dispatched_pr(event_path: str | None) -> int | None:
+    """The pull request a workflow_dispatch run was asked to report on (its input `pull-request`), else None;
+    GitHubError when that input is not a pull request number. Whether the pull request is this run's branch is
+    the caller's check (mlops.jobs.comment)."""
+    if not event_path:
+        return None
+    try:
+        raw = json.loads(Path(event_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # pr_from_event, which reads the same file first, says what is wrong with it
+    inputs = raw.get("inputs") if isinstance(raw, dict) else None
+    if not isinstance(inputs, dict) or inputs.get(DISPATCH_INPUT) in (None, ""):
+        return None
+    value = str(inputs[DISPATCH_INPUT]).strip()
+    if not _PR_NUMBER.fullmatch(value):
+        raise GitHubError(f"workflow_dispatch input '{DISPATCH_INPUT}': {value[:40]!r} is not a pull request number",
+                          hint="dispatch the workflow with inputs: {\"pull-request\": \"NUMBER\"}")
+    return int(value)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from mlops import git, project
-from mlops.config import PARAMS_FILE, load_sections
+from mlops.config import PARAMS_FILE, ParamsFile, read_params
 from mlops.errors import GitHubError, MlopsError
 from mlops.github.alarm import AlarmIssue, marker_label, sync
 from mlops.github.context import CIContext, write_summary
@@ -31,31 +31,32 @@ def wanted(ci: CIContext, alarm_issue: bool | None) -> bool:
     return alarm_issue
 
 
-def _model(root: Path) -> str | None:
+def _model(root: Path, config: ParamsFile | None) -> str | None:
     try:
-        return project.artifact_name(root, load_sections(root / PARAMS_FILE).registry)
+        return project.artifact_name(root, (config or read_params(root / PARAMS_FILE)).sections.registry)
     except MlopsError:
         return None
 
 
-def delivery(root: Path, ci: CIContext, now: datetime, *, use_github: bool,
-             progress: Progress = silent) -> tuple[DeliveryStats | None, str | None]:
+def delivery(root: Path, ci: CIContext, now: datetime, *, use_github: bool, progress: Progress = silent,
+             config: ParamsFile | None = None) -> tuple[DeliveryStats | None, str | None]:
     """The delivery figures of the project's model over the last DELIVERY_WINDOW, or None and why not (a monitor
-    run never fails for them)."""
+    run never fails for them). CONFIG: the command's params.yaml (read here when not given)."""
     from mlops.jobs.stats import delivery_stats
 
-    name = _model(root)
+    config = config or read_params(root / PARAMS_FILE)
+    name = _model(root, config)
     if name is None:
         return None, "delivery figures: the project declares no model artifact"
     try:
         return delivery_stats(root, name, since=now - DELIVERY_WINDOW, now=now, ci=ci, use_github=use_github,
-                              progress=progress), None
+                              progress=progress, config=config), None
     except MlopsError as exc:
         return None, f"delivery figures not computed: {exc.message}"
 
 
 def publish(root: Path, result: MonitorResult, ci: CIContext, *, issue: bool, now: datetime,
-            progress: Progress = silent) -> AlarmIssue | None:
+            progress: Progress = silent, config: ParamsFile | None = None) -> AlarmIssue | None:
     """The markdown report into the job summary (when in Actions), then, with ISSUE, the alarm issue brought in
     line with RESULT. A GitHub failure while alarming is reported and left to the alarm's own exit; while healthy
     it is raised (the issue would stay open unnoticed)."""
@@ -66,7 +67,7 @@ def publish(root: Path, result: MonitorResult, ci: CIContext, *, issue: bool, no
         progress(f"monitor: report written to the job summary ({written})")
     if not issue:
         return None
-    name = _model(root)
+    name = _model(root, config)
     if name is None:
         raise GitHubError("--alarm-issue: cannot tell which model the issue is about (no model artifact in "
                           "dvc.yaml)", hint="declare it under artifacts: with type: model, or set "

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.checks import CheckError, CheckResult, CheckSettings, Heldout, Predict, run_checks, treeshap
-from mlops.config import PARAMS_FILE, load_check_params
+from mlops.config import PARAMS_FILE, read_params
 from mlops.errors import DataInvalid, ModelInvalid
 from mlops.features import encode_columns
 from mlops.files import sha256_file
@@ -133,7 +133,7 @@ def check(model: Path, data: Path, *, target: str | None = None, train: Path | N
     target column) and, when given, the training rows TRAIN (the train-test gap); write OUT (nothing on error)."""
     from mlops.package import read_table
 
-    params, sensitive = load_check_params(params_file if params_file is not None else root / PARAMS_FILE)
+    params, sensitive = read_params(params_file if params_file is not None else root / PARAMS_FILE).checks
     settings = CheckSettings(sensitive=sensitive, **params.model_dump())
     m = _manifest(model)
     # The person running the check points at these files (as `mlops serve --model-dir`): code-running files are

@@ -21,7 +21,7 @@ from mlops.github import (
     pr_from_event,
     watermark,
 )
-from mlops.github.context import write_summary
+from mlops.github.context import dispatched_pr, write_summary
 from mlops.progress import Progress, silent
 from mlops.report import GITHUB_LIMIT, fit
 
@@ -55,6 +55,25 @@ def marked_body(text: str, sha: str, label: str, link: str) -> str:
     or issue carries."""
     mark = watermark(sha, label)
     return fit(text, GITHUB_LIMIT - len(mark) - 4, link).rstrip("\n") + "\n\n" + mark
+
+
+def _dispatched(client: Client, ci: CIContext, sha: str) -> int | None:
+    """The pull request a workflow_dispatch run reports on (input `pull-request`, what `mlops monitor --retrain`
+    dispatches), once checked to be this repository's branch that the run is on (or to have the reported commit
+    SHA as its head): anyone who may dispatch the workflow could otherwise post one branch's report on another
+    pull request."""
+    number = dispatched_pr(ci.event_path)
+    if number is None:
+        return None
+    pull = client.get_pull(number)
+    own = client.repo_name.split("/")[0] + ":"
+    ours = pull.label.startswith(own) and (pull.head == ci.ref_name or pull.sha == sha)
+    if not ours:
+        raise GitHubError(f"workflow_dispatch input pull-request: #{number} is {pull.label or pull.head} at "
+                          f"{pull.sha[:12] or '?'}, not this run's branch {ci.ref_name or '(unknown)'} of "
+                          f"{client.repo_name} at {sha[:12]}", hint="dispatch the workflow on the pull request's "
+                          "own branch")
+    return number
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,8 @@ def comment(root: Path = Path("."), *, report_file: Path | None = None, target: 
         chosen = parse_target(target)
         if chosen is None:
             number = pr_from_event(ci.event_path)
+            if number is None:
+                number = _dispatched(client, ci, sha)
             if number is None:
                 number = client.pr_of_commit(sha)
             chosen = Target("pr", number=number) if number is not None else Target("commit", sha=sha)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from mlops import git, project
-from mlops.config import PARAMS_FILE, DeployEnvironment, RegistryParams, load_sections
+from mlops.config import PARAMS_FILE, DeployEnvironment, ParamsFile, RegistryParams, read_params
 from mlops.deploy import (
     Check,
     Release,
@@ -90,11 +90,14 @@ class DeployResult:
 class _Config:
     registry: RegistryParams
     env: DeployEnvironment  # the environment this run delivers to, its settings resolved
+    params: ParamsFile  # the file as this command read it (the stage tag's promote reads its sections too)
 
 
-def _config(root: Path, environment: str | None) -> _Config:
-    sections = load_sections(root / PARAMS_FILE)
-    return _Config(sections.registry, sections.deploy.environment(environment, sections.registry.production_stage))
+def _config(root: Path, environment: str | None, config: ParamsFile | None) -> _Config:
+    config = config or read_params(root / PARAMS_FILE)
+    sections = config.sections
+    return _Config(sections.registry, sections.deploy.environment(environment, sections.registry.production_stage),
+                   config)
 
 
 def _fetch_tags(root: Path, reg: RegistryParams, artifact: str, options: DeployOptions, progress: Progress) -> None:
@@ -170,10 +173,11 @@ def _resolve(root: Path, reg: RegistryParams, options: DeployOptions, progress: 
 
 
 def _assign(root: Path, release: Release, stage: str, options: DeployOptions, progress: Progress,
-            ci: CIContext) -> tuple[str | None, bool]:
+            ci: CIContext, config: ParamsFile) -> tuple[str | None, bool]:
     """The stage tag through the registry, as `mlops promote --ref --stage` writes it."""
     try:
-        result = promote(root, PromoteOptions(ref=release.ref, stage=stage, push=options.push), progress, ci)
+        result = promote(root, PromoteOptions(ref=release.ref, stage=stage, push=options.push), progress, ci,
+                         config)
     except MlopsError as exc:
         raise DeployError(f"{release.ref} serves all traffic, but its {stage} tag could not be written: "
                           f"{exc.message}", hint=f"assign it with `mlops promote --ref {release.ref} --stage {stage}`"
@@ -201,7 +205,8 @@ def _local(root: Path, cfg: _Config, release: Release, art: ArtifactState, optio
                           "it and this run checked nothing: the stage tag is not written",
                           hint=f"deploy a verified version, or assign it by hand once checked: `mlops promote --ref "
                                f"{release.ref} --stage {stage}`")
-    stage_tag, pushed = _assign(root, release, stage, options, progress, ci) if options.assign_stage else (None, False)
+    stage_tag, pushed = (_assign(root, release, stage, options, progress, ci, cfg.params) if options.assign_stage
+                         else (None, False))
     return DeployResult(outcome.action, "local", release.artifact, release.version, release.commit, outcome.previous,
                         outcome.checks, server.url, outcome.source, stage, stage_tag, pushed, plan.steps,
                         outcome.notes, cfg.env.name, admitted)
@@ -230,10 +235,11 @@ def _kserve(root: Path, cfg: _Config, release: Release, art: ArtifactState, opti
 
 
 def deploy(root: Path = Path("."), options: DeployOptions = DeployOptions(), progress: Progress = silent,
-           ci: CIContext = LOCAL) -> DeployResult:
-    """Deliver the version that OPTIONS name to OPTIONS.target; see the module docstring."""
+           ci: CIContext = LOCAL, config: ParamsFile | None = None) -> DeployResult:
+    """Deliver the version that OPTIONS name to OPTIONS.target; see the module docstring. CONFIG: params.yaml as
+    the command read it (read here, once, when not given)."""
     root = git.toplevel(root)
-    cfg = _config(root, options.environment)
+    cfg = _config(root, options.environment, config)
     env = cfg.env
     if options.ref is None and options.stage is None and env.requires is not None:
         options = replace(options, stage=env.requires)  # production: the version staging holds now

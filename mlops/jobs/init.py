@@ -1,10 +1,11 @@
 """`mlops init`: install the GitOps loop into a DVC project that exists already (not one of ours).
 
-It writes the workflows (pull request, fork commenter, promote, deploy, monitor) that call this toolkit's
-actions pinned by the release commit's SHA, the actionlint config, and `gates:` / `registry:` sections appended to
-params.yaml (the user's text stays byte for byte). What it reads off the project: the model artifact (the one
-resolver, `project.resolve_artifact`), the metrics files dvc.yaml declares and their headline metric, the stage
-that serves traffic when GTO tags already name one (`prod`), the project's requirements file.
+It writes the workflows (pull request, fork commenter, promote, deploy, monitor; with `--batch` scheduled batch
+scoring too) that call this toolkit's actions pinned by the release commit's SHA, the actionlint config, and
+`gates:` / `registry:` sections appended to params.yaml (the user's text stays byte for byte). What it reads off
+the project: the model artifact (the one resolver, `project.resolve_artifact`), the metrics files dvc.yaml
+declares and their headline metric, the stage that serves traffic when GTO tags already name one (`prod`), the
+project's requirements file.
 
 Idempotent: a second run changes nothing. It never overwrites a file the user changed: the sha256 of every file
 it wrote is recorded in `.mlops/init.json`; a file whose content is not what was recorded is kept (`--force`
@@ -52,6 +53,9 @@ FILES: dict[str, str] = {
     "../observability/alerts.yml": "observability/prometheus-rules.yml",
     "../observability/dashboard.json": "observability/grafana-dashboard.json",
 }
+# Written only when asked (`mlops init --batch`): scheduled batch scoring needs input and output locations that only
+# the adopter knows. Once written, a later plain `mlops init` leaves the file alone.
+BATCH_FILES: dict[str, str] = {"mlops-batch.yml": ".github/workflows/mlops-batch.yml"}
 # Placeholders a template line may leave out: the line goes when the value is empty.
 _OPTIONAL = ("__EXTRAS__", "__REQUIREMENTS__")
 _SHA = re.compile(r"[0-9a-f]{40}")
@@ -357,7 +361,7 @@ def _append_params(root: Path, sections: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _next_steps(production: str, requirements: Requirements | None, kept: bool,
-                package: str | None = None) -> tuple[str, ...]:
+                package: str | None = None, batch: bool = False) -> tuple[str, ...]:
     steps = [
         "Commit what mlops init wrote (.github/, .mlops/init.json, params.yaml) and open a pull request.",
         "Runners: pull requests of this repository run on a self-hosted runner with the labels [self-hosted, gpu] "
@@ -374,6 +378,15 @@ def _next_steps(production: str, requirements: Requirements | None, kept: bool,
         "approve each deploy; the model server's admin token goes into its secret MLOPS_ADMIN_TOKEN.",
         f"Stage tags: deploys assign `{production}` (NAME#{production}#N); pushing such a tag by hand deploys it.",
     ]
+    steps.append("Scale out (optional): a train stage of your own can train on a Dask cluster as the built-in one "
+                 "does with `train.dask`: read a scheduler address from params.yaml (`local` for a LocalCluster), "
+                 "open `distributed.Client(address)` and fit with xgboost.dask or lightgbm.dask on a "
+                 "dask.dataframe; the README's \"Training on Dask\" has the stage, and what stays deterministic.")
+    if batch:
+        steps.append("Batch scoring (.github/workflows/mlops-batch.yml): set the repository variables "
+                     "MLOPS_BATCH_INPUT and MLOPS_BATCH_OUTPUT (paths on the privileged runner or s3://, gs:// URLs), "
+                     "optionally MLOPS_BATCH_REJECTS and MLOPS_DASK_SCHEDULER, then MLOPS_BATCH=true; it scores "
+                     f"nightly with the version `{production}` points at (edit the cron to change when).")
     if requirements is None:
         steps.insert(1, "Dependencies: no requirements file was found (requirements*.txt or a lock file at the top "
                         "or one folder down, or [project] dependencies in pyproject.toml); add `requirements: <your "
@@ -394,9 +407,10 @@ def _next_steps(production: str, requirements: Requirements | None, kept: bool,
     return tuple(steps)
 
 
-def init(path: Path, actions: Actions, *, force: bool = False, artifact: str | None = None,
+def init(path: Path, actions: Actions, *, force: bool = False, artifact: str | None = None, batch: bool = False,
          progress: Progress = silent) -> InitResult:
-    """Install the mlops workflows and config into the DVC project at PATH; see the module docstring."""
+    """Install the mlops workflows and config into the DVC project at PATH; see the module docstring. BATCH: also
+    the scheduled batch-scoring workflow (BATCH_FILES)."""
     actions = check_actions(actions)
     root = _project_root(path)
     sections = load_sections(root / PARAMS_FILE)
@@ -441,7 +455,7 @@ def init(path: Path, actions: Actions, *, force: bool = False, artifact: str | N
     recorded = _read_record(root)
     templates = resources.files("mlops") / "templates" / "init"
     outcomes = []
-    for name, rel in FILES.items():
+    for name, rel in (FILES | BATCH_FILES if batch else FILES).items():
         outcome = _place(root, rel, render(templates.joinpath(name).read_text(encoding="utf-8"), values),
                          recorded.get(rel), force)
         progress(f"init: {outcome.path}: {outcome.action}")
@@ -481,4 +495,4 @@ def init(path: Path, actions: Actions, *, force: bool = False, artifact: str | N
     kept = any(o.action == "kept" for o in outcomes)
     return InitResult(root, actions, model, tuple(metrics_files), headline, production,
                       requirements.path if requirements else None, tuple(outcomes), added, tuple(notes),
-                      _next_steps(production, requirements, kept, stage_text), stage_text)
+                      _next_steps(production, requirements, kept, stage_text, batch), stage_text)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlops import project
-from mlops.config import PARAMS_FILE, load_sections
+from mlops.config import PARAMS_FILE, ParamsFile, read_params
 from mlops.errors import MlopsError
 from mlops.formats.profile import ReferenceProfile, read_profile
 from mlops.github.context import LOCAL, CIContext
@@ -26,7 +26,6 @@ from mlops.monitor import (
     ReadStats,
     Scorer,
     iso_z,
-    load_monitor_params,
     parse_duration,
     read_table,
     run,
@@ -40,10 +39,11 @@ DEFAULT_OUT = Path("reports")
 Registered = tuple[str | None, str] | None
 
 
-def production_registration(root: Path) -> tuple[Registered, str | None]:
-    """(version, registration date) of the version in the production stage, or None and why not."""
+def production_registration(root: Path, config: ParamsFile | None = None) -> tuple[Registered, str | None]:
+    """(version, registration date) of the version in the production stage, or None and why not. CONFIG: the
+    command's params.yaml (read here when not given)."""
     try:
-        sections = load_sections(root / PARAMS_FILE)
+        sections = (config or read_params(root / PARAMS_FILE)).sections
         artifact = project.artifact_name(root, sections.registry)
         if artifact is None:
             return None, "staleness not checked: the project declares no model artifact"
@@ -97,21 +97,24 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
             now: datetime | None = None, params: MonitorParams | None = None,
             progress: Progress = silent, retrain: bool = False, ci: CIContext = LOCAL,
             publish: Path | None = None, alarm_issue: bool | None = None, scheduler: str | None = None,
-            client: Any = None) -> MonitorResult:
+            client: Any = None, config: ParamsFile | None = None) -> MonitorResult:
     """The monitoring result when healthy; MonitorAlert carrying it when a threshold is crossed (the reports are
     written either way). RETRAIN: when alarming, also the retraining pull request (mlops.jobs.retrain), and the
     alert is a RetrainAlert that carries what it did. PUBLISH: a model store whose server exports this result's
     gauges on its /metrics (written healthy or not, before any alert). ALARM_ISSUE: keep the sticky alarm issue
     on GitHub (None: in Actions with a token); the report goes to the job summary on every run (mlops.jobs.alarm).
     SCHEDULER: read the window on that Dask cluster (`local`: a LocalCluster here), or on CLIENT's; CURRENT may
-    be a directory of part files (what `mlops predict` writes), one task per file."""
+    be a directory of part files (what `mlops predict` writes), one task per file. CONFIG: params.yaml as this
+    command read it (read here, once, when not given); PARAMS overrides its `monitor:` section."""
+    config = config or read_params(root / PARAMS_FILE)
     if client is None and scheduler:
         from mlops.jobs.predict import dask_client
 
         with dask_client(scheduler) as c:
             return monitor(root, log=log, current=current, reference=reference, since=since, labels=labels,
                            out=out, registered=registered, now=now, params=params, progress=progress,
-                           retrain=retrain, ci=ci, publish=publish, alarm_issue=alarm_issue, client=c)
+                           retrain=retrain, ci=ci, publish=publish, alarm_issue=alarm_issue, client=c,
+                           config=config)
     from mlops.jobs import alarm
 
     issue = alarm.wanted(ci, alarm_issue)
@@ -119,7 +122,7 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
         from mlops.jobs.retrain import require_labels
 
         require_labels(current, labels)  # before the check: it is the user's mistake, not the data's
-    cfg = params or load_monitor_params(root / PARAMS_FILE)
+    cfg = params or config.monitor
     moment = now or datetime.now(UTC)
     if log is not None and current is not None:
         raise MonitorInputError("give either --log DIR or --current FILE, not both")
@@ -144,7 +147,7 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
         if client is None:
             chunks = (c for f in tables for c in read_table(f, names, output_name, target, categorical=categorical,
                                                          chunk_rows=cfg.chunk_rows, stats=read))
-        scorer = model_scorer(ref, ref_path.parent / _model_file(root))
+        scorer = model_scorer(ref, ref_path.parent / _model_file(config))
         source, path = "file", str(current)
         if since:
             notes.append("--since applies to request logs only: the whole file was checked")
@@ -154,7 +157,7 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
         scorer = None
         source, path = "logs", str(log)
     if registered == "auto":
-        reg, why = production_registration(root)
+        reg, why = production_registration(root, config)
         if why:
             notes.append(why)
     else:
@@ -163,21 +166,21 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
     result = run(profile, chunks, cfg, read, source=source, path=path, reference=str(ref_path), labels=label_map,
                  scorer=scorer, since=cutoff, registered=reg, now=moment, notes=notes, progress=progress,
                  log_dir=log if current is None else None, client=client, files=tables)
-    stats, why = alarm.delivery(root, ci, moment, use_github=issue, progress=progress)
+    stats, why = alarm.delivery(root, ci, moment, use_github=issue, progress=progress, config=config)
     files = write_reports(result, out if out is not None else root / DEFAULT_OUT, plots=cfg.plots, root=root,
                           delivery=stats.lines() if stats else [("delivery figures", why or "unavailable")])
     result = dataclasses.replace(result, files=files)
     if publish is not None:
-        written = _publish(root, publish, result, moment, stats.gauges() if stats else [])
+        written = _publish(root, publish, result, moment, stats.gauges() if stats else [], config)
         progress(f"monitor: gauges published to {written} (the server's /metrics exports them)")
-    alarm.publish(root, result, ci, issue=issue, now=moment, progress=progress)
+    alarm.publish(root, result, ci, issue=issue, now=moment, progress=progress, config=config)
     if retrain and not result.healthy:
         from mlops.jobs.retrain import RetrainAlert
         from mlops.jobs.retrain import retrain as retrain_job
 
         done = retrain_job(root, result, profile, log=log if current is None else None, current=current,
                            labels=label_map, scorer=scorer, since=since, params=cfg, ci=ci, now=moment,
-                           progress=progress)
+                           progress=progress, main_branch=config.sections.registry.main_branch)
         raise RetrainAlert(result, done)
     if not result.healthy:
         raise MonitorAlert(result)
@@ -201,11 +204,11 @@ def current_files(path: Path) -> list[Path]:
 
 
 def _publish(root: Path, store: Path, result: MonitorResult, moment: datetime,
-             extra: list[tuple[str, dict[str, str], float]]) -> Path:
+             extra: list[tuple[str, dict[str, str], float]], config: ParamsFile) -> Path:
     from mlops import modelstore, project
 
     try:
-        name = project.artifact_name(root, load_sections(root / PARAMS_FILE).registry)
+        name = project.artifact_name(root, config.sections.registry)
     except MlopsError:
         name = None
     if name is None:
@@ -219,8 +222,8 @@ def _publish(root: Path, store: Path, result: MonitorResult, moment: datetime,
                                 ) from None
 
 
-def _model_file(root: Path) -> str:
+def _model_file(config: ParamsFile) -> str:
     try:
-        return load_sections(root / PARAMS_FILE).registry.model_file or "model.ubj"
+        return config.sections.registry.model_file or "model.ubj"
     except MlopsError:
         return "model.ubj"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlops.config import PARAMS_FILE, load_package_params
+from mlops.config import PARAMS_FILE, read_params
 from mlops.formats.manifest import RuntimeName, Task
 from mlops.package import PackageRequest, PackageResult, package_model
 from mlops.progress import Progress, silent
@@ -14,6 +14,6 @@ def package(model: Path, data: Path, target: str, task: Task, *, runtime: Runtim
             out: Path | None = None, code: str | None = None, root: Path = Path("."),
             params_file: Path | None = None, progress: Progress = silent) -> PackageResult:
     """Package MODEL (paths relative to ROOT's working directory) with the overrides of params.yaml."""
-    params = load_package_params(params_file if params_file is not None else root / PARAMS_FILE)
+    params = read_params(params_file if params_file is not None else root / PARAMS_FILE).package
     return package_model(PackageRequest(model=model, data=data, target=target, task=task, runtime=runtime,
                                         out=out, code=code, params=params), progress)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.config import PARAMS_FILE, load_sections, read_params_file
+from mlops.config import PARAMS_FILE, ParamsFile, read_params
 from mlops.deploy import fetch_release
 from mlops.errors import MissingExtra, MlopsError
 from mlops.predict import BatchResult, OutputSpec, PredictError, format_of, run_dask, run_local, source_from_directory
@@ -67,14 +67,16 @@ def dask_client(address: str, workers: int | None = None) -> Iterator[Any]:
         client.close()
 
 
-def _classes(root: Path) -> tuple[str, ...] | None:
+def _classes(config: ParamsFile) -> tuple[str, ...] | None:
     """The built-in stages' label classes (`data.columns[target].values`), for a model directory without a
     manifest; None when params.yaml does not say."""
+    if config.error is not None:
+        return None
     try:
-        raw = read_params_file(root / PARAMS_FILE, required=False) or {}
+        raw = config.raw or {}
         data = raw.get("data") or {}
         values = (data.get("columns") or {}).get(data.get("target"), {}).get("values")
-    except (MlopsError, AttributeError):
+    except AttributeError:
         return None
     if isinstance(values, list) and len(values) == 2 and all(isinstance(v, str) for v in values):
         pos = data.get("positive")
@@ -109,7 +111,8 @@ def predict(root: Path, options: PredictOptions, progress: Progress = silent, cl
         raise PredictError("name exactly one of --ref NAME@vX.Y.Z and --stage STAGE",
                            hint="e.g. mlops predict --ref churn-model@v1.2.0 --input data.parquet --output out/")
     spec = output_spec(options)
-    reg = load_sections(root / PARAMS_FILE).registry
+    config = read_params(root / PARAMS_FILE)
+    reg = config.sections.registry
     release, _ = resolve(root, reg, DeployOptions(ref=options.ref, stage=options.stage, push=False), progress)
     tmp = Path(tempfile.mkdtemp(prefix="mlops-predict-"))
     try:
@@ -118,7 +121,7 @@ def predict(root: Path, options: PredictOptions, progress: Progress = silent, cl
         source = source_from_directory(fetched.directory, release.artifact, release.version,
                                        model_file=fetched.serve_file,
                                        trusted={fetched.serve_file: fetched.serve_sha256},
-                                       classes=_classes(root))
+                                       classes=_classes(config))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     input_url = _absolute(options.input)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlops import __version__, dvc, git, project, versions
-from mlops.config import PARAMS_FILE, GateSpec, RegistryParams, load_sections
+from mlops.config import PARAMS_FILE, GateSpec, ParamsFile, RegistryParams, read_params
 from mlops.errors import DvcError, RefNotFound, RegistryError
 from mlops.files import parse_structured
 from mlops.formats import tagmeta
@@ -86,12 +86,15 @@ class RegistryConfig:
 
     registry: RegistryParams
     gates: dict[str, GateSpec]
+    params: ParamsFile | None = None  # the file as this command read it, for the other sections it needs
 
 
-def load_registry_config(root: Path) -> RegistryConfig:
-    """`registry:` and `gates:` of ROOT/params.yaml (both optional; other sections are not read)."""
-    sections = load_sections(root / PARAMS_FILE)
-    return RegistryConfig(sections.registry, sections.gates)
+def load_registry_config(root: Path, config: ParamsFile | None = None) -> RegistryConfig:
+    """`registry:` and `gates:` of ROOT/params.yaml (both optional; other sections are not read). CONFIG: the file
+    as the command read it (read here when not given)."""
+    config = config or read_params(root / PARAMS_FILE)
+    sections = config.sections
+    return RegistryConfig(sections.registry, sections.gates, config)
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
@@ -103,13 +106,14 @@ def _block(info: VersionInfo | None) -> TagMeta | None:
     return tagmeta.read(info.message, f"tag {info.tag}") if info else None
 
 
-def _commit_metrics(root: Path, info: VersionInfo) -> tuple[dict[str, float] | None, str | None]:
+def _commit_metrics(root: Path, info: VersionInfo, config: ParamsFile | None = None,
+                    ) -> tuple[dict[str, float] | None, str | None]:
     """The metrics of a production version whose tag records none (made by GTO or by hand), read at its commit as
     the report reads them (git, the DVC cache, the remote, else recomputed); (None, why) when they cannot be had:
     the relative gates are then not evaluated, and promotion refuses rather than passing them unchecked."""
     from mlops.jobs.report import load_report_config, read_commit, read_side
 
-    cfg = load_report_config(root)
+    cfg = load_report_config(root, config)
     state, missing = read_side(lambda: read_commit(root, cfg, [], info.commit, "production", "production",
                                                    info.tag), silent)
     return (dict(state.metrics) if state is not None else None), missing
@@ -266,7 +270,7 @@ def _plan_register(root: Path, cfg: RegistryConfig, name: str, options: PromoteO
             reference = flatten_metrics(prod_metrics) if isinstance(prod_metrics, dict) else None
             missing = None
             if production is not None and reference is None:
-                reference, missing = _commit_metrics(root, production)
+                reference, missing = _commit_metrics(root, production, cfg.params)
                 notes.append(f"{production.tag} records no metrics: " + (
                     f"its commit's could not be read either ({missing})" if missing
                     else "production's metrics were read at its commit, as the report reads them"))
@@ -274,7 +278,8 @@ def _plan_register(root: Path, cfg: RegistryConfig, name: str, options: PromoteO
             if production is not None and missing is None:
                 from mlops.jobs.report import evidence_against
 
-                evidence = evidence_against(root, production.commit, reg.production_stage, production.tag)
+                evidence = evidence_against(root, production.commit, reg.production_stage, production.tag,
+                                            config=cfg.params)
             report = evaluate_gates(cfg.gates, head.metrics, reference, reg.production_stage, unavailable=missing,
                                     evidence=evidence)
             if not report.passed:
@@ -361,13 +366,13 @@ def _read_head(root: Path, cfg: RegistryConfig, options: PromoteOptions) -> _Hea
 
 
 def promote(root: Path = Path("."), options: PromoteOptions = PromoteOptions(), progress: Progress = silent,
-            ci: CIContext = LOCAL) -> PromoteResult:
+            ci: CIContext = LOCAL, config: ParamsFile | None = None) -> PromoteResult:
     """Register the model at HEAD (and/or assign a stage), push atomically, retry when a concurrent run won."""
     if options.bump not in ("auto", *BUMPS):
         raise RegistryError(f"--bump '{options.bump}' is not one of auto, {', '.join(BUMPS)}",
                             hint="omit --bump to derive it from the model's interface")
     root = git.toplevel(root)
-    cfg = load_registry_config(root)
+    cfg = load_registry_config(root, config)
     remote = push_remote(cfg.registry, options, root)
     if options.ref is not None:
         ref, stage = options.ref, options.stage

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops import __version__, dvc, git, project
-from mlops.config import PARAMS_FILE, GateSpec, RegistryParams, ReportParams, load_sections
+from mlops.config import PARAMS_FILE, GateSpec, ParamsFile, RegistryParams, ReportParams, read_params
 from mlops.errors import DvcError, GitError, RefNotFound, ReportError, SideUnavailable
 from mlops.evidence import read_parquet
 from mlops.files import parse_structured, yaml_mapping
@@ -53,12 +53,15 @@ class ReportConfig:
     report: ReportParams
     gates: Mapping[str, GateSpec]
     registry: RegistryParams
+    params: ParamsFile | None = None  # the workspace's params.yaml as this command read it (its params table)
 
 
-def load_report_config(root: Path) -> ReportConfig:
-    """Only the sections the report needs (`report`, `gates`, `registry`), so any project's params.yaml works."""
-    sections = load_sections(root / PARAMS_FILE)
-    return ReportConfig(sections.report, sections.gates, sections.registry)
+def load_report_config(root: Path, config: ParamsFile | None = None) -> ReportConfig:
+    """Only the sections the report needs (`report`, `gates`, `registry`), so any project's params.yaml works.
+    CONFIG: params.yaml as the command read it (read here when not given)."""
+    config = config or read_params(root / PARAMS_FILE)
+    sections = config.sections
+    return ReportConfig(sections.report, sections.gates, sections.registry, config)
 
 
 # --- reading states --------------------------------------------------------------------------------------------
@@ -97,12 +100,17 @@ def _parse(path: str, raw: bytes) -> Any:
 
 
 def _params(read: Any, dvc_yaml: dict[str, Any]) -> dict[str, str]:
+    """The flattened params files of DVC_YAML; READ gives a file's bytes, or its parsed mapping when the command
+    has read it already (params.yaml), or None."""
     out: dict[str, str] = {}
     for path in dvc.params_paths(dvc_yaml):
         raw = read(path)
         if raw is None:
             continue
-        data = yaml_mapping(raw) if not path.endswith(".json") else parse_structured(path, raw)
+        if isinstance(raw, dict):
+            data: Any = raw
+        else:
+            data = yaml_mapping(raw) if not path.endswith(".json") else parse_structured(path, raw)
         prefix = "" if path == PARAMS_FILE else f"{path}:"
         out.update(flatten_params(data or {}, prefix))
     return out
@@ -125,7 +133,9 @@ def read_workspace(root: Path, cfg: ReportConfig, specs: Sequence[dvc.PlotSpec],
     except GitError:
         commit = None
 
-    def read(path: str) -> bytes | None:
+    def read(path: str) -> Any:
+        if path == PARAMS_FILE and cfg.params is not None:
+            return cfg.params.raw if isinstance(cfg.params.raw, dict) else {}  # read once, by load_report_config
         return (root / path).read_bytes() if (root / path).is_file() else None
 
     dirty = bool(commit) and bool(git.is_dirty(root))
@@ -260,11 +270,13 @@ def gate_report(cfg: ReportConfig, head: State, ref: State | None, against: str,
                           evidence)
 
 
-def evidence_against(root: Path, rev: str, against: str, name: str, progress: Progress = silent) -> GateEvidence | None:
+def evidence_against(root: Path, rev: str, against: str, name: str, progress: Progress = silent,
+                     config: ParamsFile | None = None) -> GateEvidence | None:
     """The per-row evidence of the workspace against the outputs at REV, for `mlops promote`, which judges the same
     gates as the report (`prediction.*`, `judge: interval`) against production: None when no gate needs it; with
-    the reason (`why_not`) when the rows cannot be compared, so those gates are not evaluated rather than passed."""
-    cfg = load_report_config(root)
+    the reason (`why_not`) when the rows cannot be compared, so those gates are not evaluated rather than passed.
+    CONFIG: params.yaml as the command read it (read here when not given)."""
+    cfg = load_report_config(root, config)
     if not _needs_evidence(cfg):
         return None
     head = read_workspace(root, cfg, [], "this commit", "HEAD")
@@ -321,17 +333,17 @@ def _comparisons(cfg: ReportConfig, head: State, base: State | None, prod: State
 def build(root: Path = Path("."), *, base: str | None = None, production: str = "auto",
           out: Path | None = None, progress: Progress = silent, pngs: bool = True,
           failed: PipelineFailure | None = None, ci: CIContext = LOCAL,
-          recomputed: Sequence[tuple[str, str]] = ()) -> ReportResult:
+          recomputed: Sequence[tuple[str, str]] = (), config: ParamsFile | None = None) -> ReportResult:
     """Read the three states, diff them, and write report.md, report.html and report.json under OUT.
 
     FAILED: the pipeline failed; the report says so first, shows validation and compares whatever metrics exist,
     leaving out the workspace outputs of stages that did not run (`failed.not_reproduced`) rather than showing an
     earlier run's values as this branch's. RECOMPUTED: (stage, why) of the stages this run's pipeline recomputed,
-    for the footer.
+    for the footer. CONFIG: params.yaml as this command read it (read here, once, when not given).
     """
     started = time.perf_counter()
     root = root.resolve()
-    cfg = load_report_config(root)
+    cfg = load_report_config(root, config)
     out_dir = (root / "reports") if out is None else (out if out.is_absolute() else Path.cwd() / out)
     dvc_yaml = dvc.read_dvc_yaml(root)
     specs = _plot_specs(root, dvc_yaml)
@@ -377,8 +389,9 @@ def build(root: Path = Path("."), *, base: str | None = None, production: str = 
     url = ci.run_url
     where = f"`mlops-report` artifact of the workflow run: {url}" if url else str(out_dir / "report.html")
     meta = Meta(__version__, 0.0, url, datetime.now(UTC).isoformat(timespec="seconds"), where)
+    facts = read_facts(root, (cfg.params.raw or {}) if cfg.params is not None else None)
     report = build_report(cfg.report, head, base_state, prod_state, note, gates, specs, meta, notes,
-                          test_score=assess(read_facts(root)),
+                          test_score=assess(facts),
                           production_gates=prod_gates, pipeline=failed, recomputed=recomputed,
                           comparisons=comparisons)
     progress("report: rendering")

@@ -1,18 +1,24 @@
 """`mlops monitor --retrain`: when the check alarms over the last N time windows, a pull request with new data.
 
-The trigger is stateless (a fresh CI checkout has no memory of earlier runs): the checked data is split by its
-time windows (`monitor.window`: day or hour), the last `monitor.consecutive` windows are each checked on their own,
-and the trigger holds when every one of them alarms. Then the labelled rows (the label column of --current, or
---labels joined by request id) are written as a CSV under `monitor.retrain_dir`, `dvc add`ed and pushed to the DVC
-remote, committed on a new branch `mlops/retrain-<UTC stamp>` made from the main branch in a temporary worktree
-(the user's checkout is never touched), pushed to origin, and a pull request is opened with the monitoring report
-as its body. Never a second one while a retraining pull request is open.
+The trigger is stateless (a fresh CI checkout has no memory of earlier runs): the checked data is split by its time
+windows (`monitor.window`: day or hour), the last `monitor.consecutive` windows are each checked on their own, and
+the trigger holds when every one of them alarms. Then the labelled rows (the label column of --current, or --labels
+joined by request id) are written as a CSV under `monitor.retrain_dir`, `dvc add`ed and pushed to the DVC remote,
+committed on a new branch `mlops/retrain-<UTC stamp>` made from the main branch in a temporary worktree (the user's
+checkout is never touched) where the pipeline reruns on it (`monitor.retrain_repro`: its dvc.lock is committed with
+the data and its outputs pushed, so the pull request carries the retrained model), pushed to origin, and a pull
+request is opened with the monitoring report as its body. Never a second one while a retraining pull request is
+open. The PR workflow must then run on it: a pull request opened with a run's GITHUB_TOKEN starts no workflow, so
+(MLOPS_PR_TRIGGER=dispatch, the default) the PR workflow (MLOPS_PR_WORKFLOW, default pr.yml) is dispatched on the
+branch with input `pull-request`; with a GitHub App's token (MLOPS_PR_TRIGGER=app) GitHub starts it by itself. The
+churn pipeline's prepare adds the snapshot's rows to its data (data.feedback in params.yaml).
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,9 +29,9 @@ from typing import Any, Literal
 
 from mlops import dvc, git
 from mlops.config import PARAMS_FILE, load_sections
-from mlops.errors import MlopsError
+from mlops.errors import MlopsError, ReproFailed
 from mlops.github.client import DEFAULT_API, Client
-from mlops.github.context import LOCAL, CIContext
+from mlops.github.context import DISPATCH_INPUT, LOCAL, CIContext
 from mlops.monitor import (
     Accumulator,
     Chunk,
@@ -81,12 +87,15 @@ class RetrainResult:
     branch: str | None = None
     pr_number: int | None = None
     pr_url: str | None = None
+    # How the PR workflow starts on it: "app" (GitHub starts it: an App token opened the pull request),
+    # "dispatched" (workflow_dispatch on the branch), "dispatch failed" (see message); None: nothing opened.
+    workflow: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"action": self.action, "message": self.message, "required": self.required,
                 "windows": [{"window": w.window, "rows": w.rows, "alarms": list(w.alarms)} for w in self.windows],
                 "rows": self.rows, "data": self.data, "branch": self.branch, "pr_number": self.pr_number,
-                "pr_url": self.pr_url}
+                "pr_url": self.pr_url, "workflow": self.workflow}
 
 
 class RetrainAlert(MonitorAlert):
@@ -190,8 +199,9 @@ def _one_pass(chunks: Iterator[Chunk], profile: Mapping[str, Any], cfg: MonitorP
 def retrain(root: Path, result: MonitorResult, profile: Mapping[str, Any], *, log: Path | None, current: Path | None,
             labels: Mapping[Any, int] | None, scorer: Scorer | None, since: str | None, params: MonitorParams,
             ci: CIContext = LOCAL, now: datetime | None = None, remote: str = "origin",
-            progress: Progress = silent) -> RetrainResult:
-    """What --retrain did after the check RESULT (see the module's docstring); RetrainError when it cannot."""
+            progress: Progress = silent, main_branch: str | None = None) -> RetrainResult:
+    """What --retrain did after the check RESULT (see the module's docstring); RetrainError when it cannot.
+    MAIN_BRANCH: the branch the pull request goes into (registry.main_branch; read from params.yaml when not given)."""
     n = params.consecutive
     if result.healthy:
         return RetrainResult("healthy", "retrain: healthy, nothing to retrain", required=n)
@@ -202,6 +212,7 @@ def retrain(root: Path, result: MonitorResult, profile: Mapping[str, Any], *, lo
     target = str(output.get("label") or "label")
     positive = output.get("positive")
     require_labels(current, labels)
+    trigger, workflow = pr_trigger(ci)
     keys = sorted(w.window for w in result.performance.windows if w.rows)[-n:]
     if not result.performance.windows:
         keys = ["(all)"]  # no timestamps: the whole input is one window
@@ -248,7 +259,8 @@ def retrain(root: Path, result: MonitorResult, profile: Mapping[str, Any], *, lo
                                      "already: no second one", windows=windows, required=n, rows=done.labelled,
                                      branch=p.head, pr_number=p.number, pr_url=p.url)
             branch = f"{BRANCH_PREFIX}{stamp}"
-            rel, base = _commit_snapshot(root, snapshot, params, branch, remote, n, progress)
+            base = main_branch or load_sections(Path(root) / PARAMS_FILE).registry.main_branch
+            rel = _commit_snapshot(root, snapshot, params, branch, base, remote, n, progress)
             body = _body(result)
             progress(f"retrain: opening a pull request from {branch} into {base}")
             try:
@@ -258,13 +270,53 @@ def retrain(root: Path, result: MonitorResult, profile: Mapping[str, Any], *, lo
                 # No pull request for it: take the branch back, so that origin keeps no orphan of each failed run.
                 git.delete_remote_branch(remote, branch, git.toplevel(root))
                 raise
+            started, how = _start_workflow(client, trigger, workflow, branch, made.number, progress)
         finally:
             client.close()
         return RetrainResult("opened", f"retrain: opened pull request #{made.number} from {branch} with "
-                             f"{done.labelled:,} labelled rows ({rel})", windows=windows, required=n,
-                             rows=done.labelled, data=rel, branch=branch, pr_number=made.number, pr_url=made.url)
+                             f"{done.labelled:,} labelled rows ({rel}); {how}", windows=windows, required=n,
+                             rows=done.labelled, data=rel, branch=branch, pr_number=made.number, pr_url=made.url,
+                             workflow=started)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+PR_TRIGGERS = ("dispatch", "app")
+DEFAULT_PR_WORKFLOW = "pr.yml"
+_WORKFLOW_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}\.ya?ml")
+
+
+def pr_trigger(ci: CIContext) -> tuple[str, str]:
+    """(how the retraining pull request starts the PR workflow, that workflow's file name), from MLOPS_PR_TRIGGER
+    (`dispatch`, the default, or `app`) and MLOPS_PR_WORKFLOW (default pr.yml); RetrainError for other values,
+    before anything is written."""
+    trigger = (ci.pr_trigger or "dispatch").strip().lower()
+    if trigger not in PR_TRIGGERS:
+        raise RetrainError(f"MLOPS_PR_TRIGGER={ci.pr_trigger!r}: expected dispatch or app",
+                           hint="app: the token is a GitHub App's (its pull requests start workflows by themselves); "
+                                "dispatch: GITHUB_TOKEN, so the PR workflow is dispatched on the branch")
+    workflow = (ci.pr_workflow or DEFAULT_PR_WORKFLOW).strip()
+    if not _WORKFLOW_FILE.fullmatch(workflow):
+        raise RetrainError(f"MLOPS_PR_WORKFLOW={ci.pr_workflow!r}: expected a workflow file name such as pr.yml")
+    return trigger, workflow
+
+
+def _start_workflow(client: Client, trigger: str, workflow: str, branch: str, number: int,
+                    progress: Progress) -> tuple[str, str]:
+    """Make sure the PR workflow runs on the new pull request: (RetrainResult.workflow, what the message says).
+
+    A pull request opened with the run's GITHUB_TOKEN starts no workflow (GitHub's rule against recursive runs),
+    except workflow_dispatch: so the PR workflow is dispatched on the branch, with the pull request's number as
+    its input (its report goes there). With an App token GitHub starts it on `pull_request` by itself. A failed
+    dispatch leaves the pull request open and says so: the pull request is made, and a push to it starts it."""
+    if trigger == "app":
+        return "app", f"GitHub starts {workflow} on it (opened with a GitHub App token)"
+    progress(f"retrain: dispatching {workflow} on {branch} for pull request #{number}")
+    try:
+        client.dispatch_workflow(workflow, branch, {DISPATCH_INPUT: str(number)})
+    except MlopsError as exc:
+        return "dispatch failed", f"{workflow} NOT started: {exc.message} ({exc.hint or 'dispatch it by hand'})"
+    return "dispatched", f"{workflow} dispatched on {branch}"
 
 
 def _trailing(windows: Sequence[WindowCheck]) -> Iterator[WindowCheck]:
@@ -277,7 +329,8 @@ def _trailing(windows: Sequence[WindowCheck]) -> Iterator[WindowCheck]:
 def _client(ci: CIContext) -> Client:
     if not ci.token:
         raise RetrainError("--retrain needs a GitHub token to open the pull request",
-                           hint="set GITHUB_TOKEN (contents: write, pull-requests: write)")
+                           hint="set GITHUB_TOKEN (contents: write, pull-requests: write; actions: write to "
+                                "dispatch the PR workflow)")
     if not ci.repository:
         raise RetrainError("--retrain needs the repository to open the pull request in",
                            hint="set GITHUB_REPOSITORY=owner/name")
@@ -288,20 +341,39 @@ def _body(result: MonitorResult) -> str:
     md = next((p for p in result.files if p.suffix == ".md"), None)
     text = md.read_text(encoding="utf-8") if md is not None and md.is_file() else result.summary()
     head = "Opened by `mlops monitor --retrain`: the monitoring check alarmed; this branch adds the labelled " \
-           "traffic as new data. The pull request workflow reruns the pipeline and reports.\n\n"
+           "traffic as new data (and, with monitor.retrain_repro, the model retrained on it in dvc.lock). The pull " \
+           "request workflow reruns the pipeline and reports.\n\n"
     text = head + text
     if len(text) > MAX_BODY:
         text = text[:MAX_BODY] + "\n\n_(the report was cut to fit a pull request: see the workflow's artifacts)_"
     return text
 
 
-def _commit_snapshot(root: Path, snapshot: Path, params: MonitorParams, branch: str, remote: str, n: int,
-                     progress: Progress) -> tuple[str, str]:
-    """Commit SNAPSHOT (dvc add + dvc push) on BRANCH made from the main branch in a temporary worktree, push
-    the branch to REMOTE; (the data's repo-relative path, the base branch)."""
+def _repro(proj: Path, progress: Progress) -> list[str]:
+    """Rerun the pipeline in the retraining worktree (main's own code and production's labelled data, on the
+    privileged runner: nothing unreviewed) and push its outputs and run cache, so that the pull request's run
+    restores them and a merge promotes a model the remote holds; the stages that ran. RetrainError (no branch, no
+    pull request) when a stage fails on the new data."""
+    progress("retrain: rerunning the pipeline on the new data (dvc repro)")
+    try:
+        result = dvc.repro(proj, pull=True)
+    except ReproFailed as exc:
+        stage = getattr(exc.result, "failed", None)
+        raise RetrainError(f"--retrain: the pipeline failed{f' at stage {stage}' if stage else ''} on the new "
+                           f"data: {exc.message}; no pull request",
+                           hint="see the stage's log above; monitor.retrain_repro: false opens the pull request with "
+                                "the data alone") from None
+    progress("retrain: dvc push (outputs and run cache)")
+    dvc.push(proj, run_cache=True)
+    return list(result.ran)
+
+
+def _commit_snapshot(root: Path, snapshot: Path, params: MonitorParams, branch: str, base: str, remote: str, n: int,
+                     progress: Progress) -> str:
+    """Commit SNAPSHOT (dvc add + dvc push; with params.retrain_repro, the pipeline rerun on it and its dvc.lock)
+    on BRANCH made from BASE in a temporary worktree, push the branch to REMOTE; the data's repo-relative path."""
     top = git.toplevel(root)
     sub = Path(root).resolve().relative_to(top.resolve())
-    base = load_sections(Path(root) / PARAMS_FILE).registry.main_branch
     if not git.remote_exists(remote, top):
         raise RetrainError(f"--retrain: the repository has no remote '{remote}' to push the branch to",
                            hint="git remote add origin URL")
@@ -321,12 +393,17 @@ def _commit_snapshot(root: Path, snapshot: Path, params: MonitorParams, branch: 
         paths = [f"{data_rel}.dvc"]
         if (dest.parent / ".gitignore").is_file():
             paths.append(str(Path(params.retrain_dir.strip("/")) / ".gitignore"))
+        retrained = ""
+        if params.retrain_repro:
+            ran = _repro(proj, progress)
+            paths.append(dvc.DVC_LOCK)
+            retrained = f"\n\nThe pipeline reran on it ({', '.join(ran) or 'nothing changed'}): dvc.lock records " \
+                "the retrained model, whose outputs are in the DVC remote."
         new = git.commit_paths(paths, f"Retrain: new labelled data {snapshot.name}\n\nThe monitoring check alarmed "
-                               f"over {n} consecutive windows (mlops monitor --retrain).", proj)
+                               f"over {n} consecutive windows (mlops monitor --retrain).{retrained}", proj)
         progress(f"retrain: pushing {branch} to {remote}")
         git.push_new_branch(remote, new, branch, proj)
     finally:
         git.worktree_remove(wt, top)
         shutil.rmtree(wt.parent, ignore_errors=True)
-    rel = str(sub / data_rel) if str(sub) != "." else data_rel
-    return rel, base
+    return str(sub / data_rel) if str(sub) != "." else data_rel

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlops import git, versions
-from mlops.config import PARAMS_FILE, load_sections
+from mlops.config import PARAMS_FILE, read_params
 from mlops.errors import NothingToRollBack, RefNotFound, RegistryError
 from mlops.github import LOCAL, CIContext
 from mlops.jobs.promote import (
@@ -80,10 +80,12 @@ def rollback(artifact: str, root: Path = Path("."), *, to: str | None = None, st
     deploy`'s checks: fetched, checksummed, golden and canary); only once it serves all traffic is the stage tag
     written. A failed deploy leaves both the server and the registry as they were."""
     root = git.toplevel(root)
-    reg = load_registry_config(root).registry
+    cfg = load_registry_config(root)
+    reg = cfg.registry
     env_stage = reg.production_stage
     if environment is not None or deploy:
-        env_stage = load_sections(root / PARAMS_FILE).deploy.environment(environment, reg.production_stage).stage
+        sections = (cfg.params or read_params(root / PARAMS_FILE)).sections
+        env_stage = sections.deploy.environment(environment, reg.production_stage).stage
     if environment is not None and stage is not None and stage != env_stage:
         raise RegistryError(f"--stage '{stage}' is not environment {environment}'s stage '{env_stage}'",
                             hint="give one of --environment and --stage")
@@ -101,7 +103,7 @@ def rollback(artifact: str, root: Path = Path("."), *, to: str | None = None, st
         planned = plan_rollback(read_events(root)[0], artifact, chosen, target, ci).outcome
         progress(f"rollback: putting {artifact} {planned.version} back on the server")
         deliver(root, DeployOptions(ref=f"{artifact}@{planned.version}", push=push, assign_stage=False,
-                                    environment=environment), progress, ci)
+                                    environment=environment), progress, ci, cfg.params)
         target = planned.version
     applied = apply_with_retries(lambda events: plan_rollback(events, artifact, chosen, target, ci), root=root,
                                  remote=push_to,

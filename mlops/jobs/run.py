@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops import dvc, project
-from mlops.config import PARAMS_FILE, load_params, load_sections
+from mlops.config import PARAMS_FILE, ParamsFile, read_params
 from mlops.errors import MlopsError, ReproFailed
 from mlops.files import parse_structured
 from mlops.gates import metrics_of
@@ -56,9 +56,9 @@ def _read(root: Path, rel: str) -> Any:
     return parse_structured(rel, p.read_bytes()) if p.is_file() else None
 
 
-def summarize(root: Path, result: dvc.ReproResult) -> RunSummary:
+def summarize(root: Path, result: dvc.ReproResult, config: ParamsFile | None = None) -> RunSummary:
     dvc_yaml = dvc.read_dvc_yaml(root)
-    sections = load_sections(root / PARAMS_FILE)
+    sections = (config or read_params(root / PARAMS_FILE)).sections
     paths = dvc.metrics_paths(dvc_yaml)
     metrics = metrics_of({p: _read(root, p) for p in paths}, paths)
     lead = project.headline(sections.report.headline, metrics)
@@ -85,17 +85,20 @@ def uses_mlops_stages(root: Path) -> bool:
     return any("mlops stage" in c for c in cmds)
 
 
-def run_pipeline(root: Path = Path("."), progress: Progress = silent, *, pull: bool = False) -> RunSummary:
+def run_pipeline(root: Path = Path("."), progress: Progress = silent, *, pull: bool = False,
+                 config: ParamsFile | None = None) -> RunSummary:
     """Check params first (a clear error beats a failed stage), then `dvc repro`, then summarise.
 
     The full params schema is checked only when dvc.yaml's stages run `mlops stage`: another project's stages
-    run its own commands, and its params.yaml is its own.
+    run its own commands, and its params.yaml is its own. CONFIG: params.yaml as the command read it (read here
+    when not given).
     """
+    config = config or read_params(root / PARAMS_FILE)
     if uses_mlops_stages(root):
-        load_params(root / PARAMS_FILE)
+        _ = config.params
     progress("pipeline: dvc repro")
     result = dvc.repro(root, pull=pull, on_line=lambda line: progress(f"  {line}") if line.strip() else None)
-    return summarize(root, result)
+    return summarize(root, result, config)
 
 
 def _result_of(error: MlopsError) -> dvc.ReproResult:
@@ -129,8 +132,9 @@ def run_with_report(root: Path = Path("."), progress: Progress = silent, *, pull
     """
     from mlops.jobs.report import build
 
+    config = read_params(root / PARAMS_FILE)  # once: the params check, the summary and the report share it
     try:
-        summary = run_pipeline(root, progress, pull=pull)
+        summary = run_pipeline(root, progress, pull=pull, config=config)
     except MlopsError as exc:
         if not report:
             raise
@@ -139,11 +143,11 @@ def run_with_report(root: Path = Path("."), progress: Progress = silent, *, pull
             progress("report: the pipeline failed; building the report of what it got to")
             got = _result_of(exc)
             written = build(root, base=base, production=production, progress=progress, failed=failure, ci=ci,
-                            recomputed=got.recomputed if got.why else ())
+                            recomputed=got.recomputed if got.why else (), config=config)
             progress(f"report: {', '.join(str(p) for p in written.files[:3])} (the pipeline failed)")
         except Exception as report_exc:  # never mask the pipeline's own error
             progress(f"report: could not be built after the failure: {type(report_exc).__name__}: {report_exc}")
         raise
     result = (build(root, base=base, production=production, progress=progress, ci=ci,
-                    recomputed=summary.recomputed) if report else None)
+                    recomputed=summary.recomputed, config=config) if report else None)
     return summary, result

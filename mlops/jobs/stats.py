@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mlops import project
-from mlops.config import PARAMS_FILE, RegistryParams, load_sections
+from mlops.config import PARAMS_FILE, ParamsFile, RegistryParams, read_params
 from mlops.errors import MlopsError, RegistryError
 from mlops.github.alarm import ALARM_LABEL, marker_label
 from mlops.github.context import LOCAL, CIContext
@@ -17,9 +17,9 @@ from mlops.registry.stats import AlarmRecord, DeliveryStats, compute, production
 from mlops.registry.tags import read_events
 
 
-def _registry(root: Path) -> RegistryParams:
+def _registry(root: Path, config: ParamsFile | None) -> RegistryParams:
     try:
-        return load_sections(root / PARAMS_FILE).registry
+        return (config or read_params(root / PARAMS_FILE)).sections.registry
     except MlopsError:
         return RegistryParams()  # no params.yaml (a GTO-only repository): the defaults, production_stage included
 
@@ -40,14 +40,15 @@ def _artifact(root: Path, reg: RegistryParams, names: set[str]) -> str:
 
 def delivery_stats(root: Path = Path("."), artifact: str | None = None, *, since: datetime | None = None,
                    now: datetime | None = None, ci: CIContext = LOCAL, use_github: bool = True,
-                   progress: Progress = silent) -> DeliveryStats:
+                   progress: Progress = silent, config: ParamsFile | None = None) -> DeliveryStats:
     """The delivery figures of ARTIFACT (default: the project's model) in its production stage since SINCE.
 
     With USE_GITHUB and a token in CI, the pull requests' first commits and the alarm issues are read from GitHub;
-    a GitHub failure is an error (GitHubError), never silently a smaller figure."""
+    a GitHub failure is an error (GitHubError), never silently a smaller figure. CONFIG: the command's params.yaml
+    (read here when not given)."""
     root = root.resolve()
     until = now or datetime.now(UTC)
-    reg = _registry(root)
+    reg = _registry(root, config)
     events, _ = read_events(root)
     name = artifact or _artifact(root, reg, {e.artifact for e in events})
     stage = reg.production_stage

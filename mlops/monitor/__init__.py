@@ -6,6 +6,7 @@ confidence-based performance estimates, and alarms. The job (mlops.jobs.monitor)
 never reads the registry or git.
 """
 
+from mlops.config import MonitorParams
 from mlops.monitor.accumulators import Accumulator, Scorer
 from mlops.monitor.check import accumulate, evaluate, run
 from mlops.monitor.render import write_reports
@@ -20,7 +21,6 @@ from mlops.monitor.result import (
     Staleness,
     WindowInfo,
 )
-from mlops.monitor.settings import MonitorParams, load_monitor_params, parse_monitor_params
 from mlops.monitor.sources import (
     Chunk,
     MonitorInputError,
@@ -34,5 +34,5 @@ from mlops.monitor.sources import (
 
 __all__ = ["Accumulator", "Alarm", "Chunk", "FeatureReport", "MonitorAlert", "MonitorInputError", "MonitorParams",
            "MonitorResult", "Performance", "PredictionReport", "ReadStats", "Scorer", "SegmentReport", "Staleness",
-           "WindowInfo", "accumulate", "evaluate", "iso_z", "load_monitor_params", "parse_duration",
-           "parse_monitor_params", "read_labels", "read_logs", "read_table", "run", "write_reports"]
+           "WindowInfo", "accumulate", "evaluate", "iso_z", "parse_duration", "read_labels",
+           "read_logs", "read_table", "run", "write_reports"]

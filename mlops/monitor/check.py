@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from mlops.config import MonitorParams
 from mlops.monitor import tasks
 from mlops.monitor.accumulators import Accumulator, FeatureAcc, ScoreAcc, Scorer
 from mlops.monitor.result import (
@@ -36,7 +37,6 @@ from mlops.monitor.result import (
     WindowInfo,
     WindowPerformance,
 )
-from mlops.monitor.settings import MonitorParams
 from mlops.monitor.sources import Chunk, LogRange, ReadStats, log_files, log_ranges, read_logs, read_table
 from mlops.monitor.stats import (
     benjamini_hochberg,

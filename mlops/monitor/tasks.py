@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from mlops.monitor.settings import MonitorParams
+    from mlops.config import MonitorParams
 
 # monitor.max_drop names a binary classifier's metrics; a multiclass one's decay reads the same limits.
 DROP_OF = {"accuracy": "accuracy", "macro_f1": "f1"}
@@ -455,22 +455,22 @@ def decay(task: str, reference: Mapping[str, Any], estimate_on_reference: Mappin
           params: MonitorParams, notes: list[str]) -> list[Alarm]:
     """A multiclass metric more than its max_drop below the reference's (accuracy: `max_drop.accuracy`, macro-F1:
     `max_drop.f1`): realised once enough rows have labels, else the estimated accuracy against the same estimate
-    on the reference rows. A regression's realised errors are shown beside the reference's; they alarm on no
-    threshold (monitor.max_drop names classifier metrics)."""
+    on the reference rows. A realised error (regression: RMSE, MAE; multiclass: log loss) more than its
+    `max_increase` (relative) above the reference's, once enough rows have labels: there is no estimate of those."""
     use_realised = realised is not None and labelled >= params.min_labelled
     if realised is not None and not use_realised:
         notes.append(f"only {labelled} labelled rows: realised metrics shown, "
                      f"{'the estimate decides' if task == 'multiclass' else 'no decay check'} "
                      f"(min_labelled={params.min_labelled})")
+    alarms = _rises(reference, realised, params) if use_realised else []
     if task == "regression":
         if realised is None:
             notes.append("regression: no estimate of the error before labels (a regression's error cannot be read "
                          "from its outputs); realised RMSE/MAE once labels arrive")
-        elif use_realised:
+        elif use_realised and not any(k in params.max_increase for k in ("rmse", "mae")):
             notes.append("regression: realised RMSE/MAE are shown beside the reference's; no decay threshold "
-                         "applies to them")
-        return []
-    alarms = []
+                         "applies to them (set monitor.max_increase, e.g. {rmse: 0.1}, to alarm on a rise)")
+        return alarms
     drops = {str(k): v for k, v in params.max_drop.items()}
     for metric, key in DROP_OF.items():
         drop = drops.get(key)
@@ -490,4 +490,21 @@ def decay(task: str, reference: Mapping[str, Any], estimate_on_reference: Mappin
             alarms.append(Alarm("decay", metric, f"{basis} {metric} {value:.3f} is {float(ref_v) - value:.3f} "
                                 f"below {against} {float(ref_v):.3f} (at most {drop} allowed)", value,
                                 float(ref_v) - drop))
+    return alarms
+
+
+def _rises(reference: Mapping[str, Any], realised: Mapping[str, float | None] | None,
+           params: MonitorParams) -> list[Alarm]:
+    """An alarm per realised error metric more than its `max_increase` above the reference's (relative: 0.1 is
+    10% above); a metric the reference or the window lacks is not judged."""
+    alarms = []
+    for metric, rise in params.max_increase.items():
+        value, ref_v = (realised or {}).get(metric), reference.get(metric)
+        if value is None or ref_v is None or isinstance(ref_v, list):
+            continue
+        limit = float(ref_v) * (1.0 + rise)
+        if value > limit:
+            above = f"{(value - float(ref_v)) / float(ref_v):.1%} above" if float(ref_v) > 0 else "above"
+            alarms.append(Alarm("decay", metric, f"realised {metric} {value:.4g} is {above} the reference's "
+                                f"{float(ref_v):.4g} (at most {rise:.0%} allowed)", value, limit))
     return alarms

@@ -12,6 +12,7 @@ from mlops import checks, evidence
 from mlops.config import ReportParams
 from mlops.dvc import PlotSpec
 from mlops.errors import ReportError
+from mlops.formats.datasummary import DataSummaryInvalid, read_data_summary
 from mlops.gates import GateReport
 from mlops.mltestscore import Score
 from mlops.report.model import (
@@ -226,6 +227,38 @@ def _summary_rows(base: Mapping[str, Any], head: Mapping[str, Any], prefix: str)
     return rows
 
 
+def data_added(cfg: ReportParams, head: State, base: State | None) -> str | None:
+    """One line on the feedback rows this branch's prepare added (the `feedback` block of its data summary) and
+    the split sizes against BASE; None when it added none from any file, or the summary has no such block (a
+    project whose prepare writes none) or a malformed one (the data table still shows the summary's changes)."""
+    try:
+        h = read_data_summary(head.files.get(cfg.data_summary), f"{cfg.data_summary} ({head.name})")
+        b = read_data_summary(base.files.get(cfg.data_summary), f"{cfg.data_summary} ({base.name})") \
+            if base is not None else None
+    except DataSummaryInvalid:
+        return None
+    fb = h.feedback
+    if fb is None or not fb.files:
+        return None
+    where = fb.dir.rstrip("/") + "/"
+    dropped = f"{fb.duplicates_dropped:,} duplicates dropped" + (
+        f", {fb.outside_window:,} outside the window" if fb.outside_window else "")
+    if fb.rows_added:
+        text = (f"data added: {fb.rows_added:,} rows from {where} ({fb.train_rows_added:,} to train, "
+                f"{fb.test_rows_added:,} to test; {dropped})")
+    else:
+        text = f"data added: none of the {fb.rows_read:,} rows from {where} ({dropped})"
+    if b is not None and base is not None:
+        sizes = [f"{split} {before:,} → {after:,} rows" for split, before, after in (
+            ("train", b.train_rows, h.train_rows), ("test", b.test_rows, h.test_rows))
+            if before is not None and after is not None]
+        if sizes:
+            text += f"; {', '.join(sizes)} vs {base.name}"
+        if b.feedback is not None and b.feedback.rows_added:
+            text += f" ({base.name} had {b.feedback.rows_added:,} feedback rows)"
+    return text
+
+
 _ORDER = {"error": 0, "fail": 1, "warn": 2, "pass": 3}
 
 
@@ -400,4 +433,5 @@ def build_report(cfg: ReportParams, head: State, base: State | None, production:
         charts=charts_of(specs, states), gates=gates, notes=tuple(notes), meta=meta,
         production_gates=production_gates, pipeline=pipeline, recomputed=tuple(recomputed),
         comparisons=tuple(comparisons), test_score=test_score, attributions=attribution_rows(head, base),
+        data_added=data_added(cfg, head, base),
     )

@@ -169,6 +169,9 @@ class Report:
     # The top changes of global attribution shares against main (checks.json of `mlops check`): (feature, base
     # share, head share, change).
     attributions: tuple[tuple[str, float, float, float], ...] = ()
+    # "data added: 312 rows from data/feedback/ (...)": the feedback rows this branch's data summary reports
+    # (formats.datasummary); None when it used none or writes no summary.
+    data_added: str | None = None
 
     @property
     def headline_row(self) -> MetricRow | None:

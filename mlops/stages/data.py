@@ -82,8 +82,9 @@ def _coerce(name: str, spec: ColumnSpec, s: pd.Series[Any], source: str) -> pd.S
     return s.astype("category")
 
 
-def apply_schema(df: pd.DataFrame, params: DataParams, source: str) -> pd.DataFrame:
-    """Check and type DF against the declared columns; DataInvalid names file, column and line."""
+def apply_schema(df: pd.DataFrame, params: DataParams, source: str, *, whole: bool = True) -> pd.DataFrame:
+    """Check and type DF against the declared columns; DataInvalid names file, column and line. WHOLE: DF is a
+    whole data set, so its label must have both classes (not so for a feedback file, a few rows of new data)."""
     missing = [c for c in params.columns if c not in df.columns]
     if missing:
         raise DataInvalid(f"{source}: required column '{missing[0]}' is missing"
@@ -105,10 +106,10 @@ def apply_schema(df: pd.DataFrame, params: DataParams, source: str) -> pd.DataFr
         out[name] = typed
     typed_df = pd.DataFrame(out, index=df.index)
     labels = typed_df[params.target].dropna().unique()
-    if len(labels) < 2:
+    if whole and len(labels) < 2:
         raise DataInvalid(f"{source}: label column '{params.target}' has a single class "
                           f"({labels[0] if len(labels) else 'none'!s}): nothing to learn")
-    if params.positive not in set(map(str, labels)):
+    if whole and params.positive not in set(map(str, labels)):
         raise DataInvalid(f"{source}: label column '{params.target}' has no '{params.positive}' rows "
                           "(data.positive)")
     if typed_df[params.target].isna().any():

@@ -39,6 +39,7 @@ _STANDIN_OF = {
     "actions/download-artifact": "download-artifact",
     "iterative/setup-cml": "setup-cml",
     "aws-actions/configure-aws-credentials": "configure-aws-credentials",
+    "actions/create-github-app-token": "create-github-app-token",
 }
 _USES = re.compile(r"^\s*(?:-\s+)?uses:\s*([^\s#]+)", re.MULTILINE)
 

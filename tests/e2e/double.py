@@ -29,3 +29,14 @@ class GitHubDoubleWithDispatch(GitHubDoubleWithPulls):
             self.dispatches.append({"workflow": m[1], "ref": body["ref"], "inputs": dict(body.get("inputs") or {})})
             return 204, None, {}
         return super().handle(method, raw_path, body, token)
+
+
+# --- appended for the whole loop (tests/e2e/test_e2e_loop.py): dispatches, pull requests listed and opened, issues
+
+from tests.github_double import GitHubDoubleWithIssues  # noqa: E402
+
+
+@dataclass
+class GitHubDoubleForLoop(GitHubDoubleWithDispatch, GitHubDoubleWithIssues):
+    """The double that monitor, retrain, the PR workflow, promote, deploy and stats all talk to in one run of the
+    loop: workflow dispatches (recorded), pull requests (listed, opened, read, their commits) and issues."""

@@ -120,11 +120,23 @@ def test_fork_pull_requests_are_routed_to_a_github_hosted_runner(generated: Path
         same = "github.event.pull_request.head.repo.full_name == github.repository"
         fork = "github.event.pull_request.head.repo.full_name != github.repository"
         assert same in jobs["pipeline"]["if"] and "self-hosted" in jobs["pipeline"]["runs-on"]
-        assert jobs["fork"]["if"] == fork and jobs["fork"]["runs-on"] == "ubuntu-latest"
+        # a dispatch (the retraining pull request's) runs the same-repository job, never the fork job
+        assert jobs["pipeline"]["if"] == f"github.event_name == 'workflow_dispatch' || {same}"
+        assert jobs["fork"]["if"] == f"github.event_name == 'pull_request' && {fork}"
+        assert jobs["fork"]["runs-on"] == "ubuntu-latest"
         assert jobs["fork"]["permissions"] == {"contents": "read"}
         doc = yaml.safe_load(path.read_text())
-        assert doc["concurrency"] == {"group": "mlops-pr-${{ github.event.pull_request.number }}",
-                                      "cancel-in-progress": True}
+        assert doc["concurrency"] == {
+            "group": "mlops-pr-${{ github.event.pull_request.number || inputs.pull-request }}",
+            "cancel-in-progress": True}
+        # the dispatch input is checked to be a number before anything runs, and reaches the shell through env
+        check = jobs["pipeline"]["steps"][0]
+        assert check["id"] == "input" and check["if"] == "github.event_name == 'workflow_dispatch'"
+        assert jobs["pipeline"]["steps"][-1]["if"] == "${{ !cancelled() && steps.input.outcome != 'failure' }}"
+        assert check["env"] == {"PULL_REQUEST": "${{ inputs.pull-request }}"}
+        assert '[[ ! "$PULL_REQUEST" =~ ^[1-9][0-9]{0,9}$ ]]' in check["run"] and "exit 1" in check["run"]
+        assert set(doc[True]) == {"pull_request", "workflow_dispatch"}  # `on` (YAML 1.1 reads it as True)
+        assert doc[True]["workflow_dispatch"]["inputs"]["pull-request"]["required"] is True
 
 
 def _workflows(generated: Path, *names: str) -> list[Path]:
