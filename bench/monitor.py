@@ -74,10 +74,10 @@ def build_parts(project: Path, work: Path, rows: int, part_rows: int, seed: int 
     from mlops.profile import build_profile, save_profile
     from mlops.stages.data import features_and_label, load_prepared
     from mlops.stages.evaluate import predict_proba
-    from mlops.stages.train import load_model
+    from mlops.stages.train import load_trained
 
     params = load_params(project / "params.yaml")
-    booster, schema = load_model(project)
+    booster, schema = load_trained(project)
     iface = parse_model_interface(schema)
     names = iface.names
     test = load_prepared(project / "data/prepared/test.csv", params.data)
@@ -125,10 +125,10 @@ def build_inputs(project: Path, work: Path, sizes: list[int], seed: int = 7) -> 
     from mlops.profile import build_profile, save_profile
     from mlops.stages.data import features_and_label, load_prepared
     from mlops.stages.evaluate import predict_proba
-    from mlops.stages.train import load_model
+    from mlops.stages.train import load_trained
 
     params = load_params(project / "params.yaml")
-    booster, schema = load_model(project)
+    booster, schema = load_trained(project)
     iface = parse_model_interface(schema)
     names = iface.names
     test = load_prepared(project / "data/prepared/test.csv", params.data)

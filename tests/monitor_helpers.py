@@ -16,7 +16,7 @@ from mlops.monitor import Chunk
 from mlops.profile import build_profile, save_profile
 from mlops.stages.data import features_and_label, load_prepared
 from mlops.stages.evaluate import predict_proba
-from mlops.stages.train import load_model
+from mlops.stages.train import load_trained
 
 SHIFTS = ("monthly_charges", "contract", "tenure", "payment_method")
 
@@ -47,7 +47,7 @@ class Churn:
 def load_churn(root: Path, profile_path: Path) -> Churn:
     """The trained project at ROOT read back, with the reference profile of its test split written to PROFILE_PATH."""
     params = load_params(root / "params.yaml")
-    booster, schema = load_model(root)
+    booster, schema = load_trained(root)
     names = [f["name"] for f in schema["features"]]
     test = load_prepared(root / "data/prepared/test.csv", params.data)
     x, y = features_and_label(test, params.data)

@@ -20,7 +20,15 @@ from mlops.errors import ParamsInvalid
 from mlops.files import sha256_file
 from mlops.formats.manifest import read_manifest
 from mlops.formats.profile import ReferenceProfile, read_profile
-from mlops.monitor import MonitorInputError, MonitorParams, MonitorResult, ReadStats, read_table, run, write_reports
+from mlops.monitor import (
+    MonitorInputError,
+    MonitorParams,
+    MonitorResult,
+    ReadStats,
+    read_record_chunks,
+    run,
+    write_reports,
+)
 from mlops.monitor.scoring import package_scorer
 from mlops.monitor.tasks import read_task_labels
 from mlops.package import PackageRequest, package_model
@@ -53,7 +61,7 @@ class Pkg:
             files.append(f)
         ref = self.ref
         chunks = None if client is not None else (
-            c for f in files for c in read_table(f, ref.feature_names, ref.output_name, ref.label,
+            c for f in files for c in read_record_chunks(f, ref.feature_names, ref.output_name, ref.label,
                                                  categorical=ref.categorical, chunk_rows=PARAMS.chunk_rows))
         return run(dict(ref.doc), chunks, params, ReadStats(), source="file", path=str(path),
                    reference=str(self.dir / "reference.json"), scorer=package_scorer(self.dir), client=client,

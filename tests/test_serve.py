@@ -33,7 +33,7 @@ from mlops.serve.settings import ServeSettings, resolve_token
 from mlops.serve.state import (
     ServingState,
     StateConflict,
-    read_state,
+    read_serving_state,
     with_canary,
     with_load,
     with_promote,
@@ -723,11 +723,11 @@ def test_state_transitions() -> None:
 def test_state_file_round_trip_and_damage(tmp_path: Path) -> None:
     state = with_load(ServingState(MODEL), "v1.0.0", "stable", None)
     write_state(tmp_path, state)
-    assert read_state(tmp_path, MODEL) == state
-    assert read_state(tmp_path, "other") is None
+    assert read_serving_state(tmp_path, MODEL) == state
+    assert read_serving_state(tmp_path, "other") is None
     (tmp_path / MODEL / "serving.json").write_text('{"format": "mlops.serving/1", "name": "x", "generation": -1}')
     with pytest.raises(ServeError, match="generation"):
-        read_state(tmp_path, MODEL)
+        read_serving_state(tmp_path, MODEL)
 
 
 def test_admin_token_sources(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from mlops.monitor import (
     Scorer,
     iso_z,
     parse_duration,
-    read_table,
+    read_record_chunks,
     run,
     write_reports,
 )
@@ -145,8 +145,9 @@ def monitor(root: Path = Path("."), *, log: Path | None = None, current: Path | 
         categorical = ref.categorical
         tables = current_files(current)
         if client is None:
-            chunks = (c for f in tables for c in read_table(f, names, output_name, target, categorical=categorical,
-                                                         chunk_rows=cfg.chunk_rows, stats=read))
+            chunks = (c for f in tables for c in read_record_chunks(f, names, output_name, target,
+                                                                    categorical=categorical,
+                                                                    chunk_rows=cfg.chunk_rows, stats=read))
         scorer = model_scorer(ref, ref_path.parent / _model_file(config))
         source, path = "file", str(current)
         if since:

@@ -357,7 +357,7 @@ def _read_head(root: Path, cfg: RegistryConfig, options: PromoteOptions) -> _Hea
     artifact = project.resolve_artifact(root, cfg.registry)
     facts = collect_facts(root, artifact, cfg.registry)
     notes: list[str] = []
-    metrics = _head_metrics(root, model.read_lock(root), notes)
+    metrics = _head_metrics(root, model.require_lock(root), notes)
     trailer = git.trailers("HEAD", root).get(TRAILER, "").lower() or None
     if trailer is not None and trailer not in BUMPS:
         raise RegistryError(f"commit trailer 'Model-Version: {trailer}' is not one of {', '.join(BUMPS)}",

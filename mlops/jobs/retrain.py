@@ -44,7 +44,7 @@ from mlops.monitor import (
     iso_z,
     parse_duration,
     read_logs,
-    read_table,
+    read_record_chunks,
 )
 from mlops.monitor.sources import label_codes
 from mlops.progress import Progress, silent
@@ -225,7 +225,7 @@ def retrain(root: Path, result: MonitorResult, profile: Mapping[str, Any], *, lo
         chunks: Iterator[Chunk]
         if current is not None:
             categorical = [str(f["name"]) for f in iface["features"] if f["type"] == "category"]
-            chunks = read_table(current, names, output_name, str(output.get("label") or "") or None,
+            chunks = read_record_chunks(current, names, output_name, str(output.get("label") or "") or None,
                                 categorical=categorical, chunk_rows=params.chunk_rows, stats=read)
         else:
             assert log is not None  # checked by the monitor job: one source is set

@@ -29,10 +29,10 @@ from mlops.monitor.sources import (
     parse_duration,
     read_labels,
     read_logs,
-    read_table,
+    read_record_chunks,
 )
 
 __all__ = ["Accumulator", "Alarm", "Chunk", "FeatureReport", "MonitorAlert", "MonitorInputError", "MonitorParams",
            "MonitorResult", "Performance", "PredictionReport", "ReadStats", "Scorer", "SegmentReport", "Staleness",
            "WindowInfo", "accumulate", "evaluate", "iso_z", "parse_duration", "read_labels",
-           "read_logs", "read_table", "run", "write_reports"]
+           "read_logs", "read_record_chunks", "run", "write_reports"]

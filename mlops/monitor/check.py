@@ -37,7 +37,7 @@ from mlops.monitor.result import (
     WindowInfo,
     WindowPerformance,
 )
-from mlops.monitor.sources import Chunk, LogRange, ReadStats, log_files, log_ranges, read_logs, read_table
+from mlops.monitor.sources import Chunk, LogRange, ReadStats, log_files, log_ranges, read_logs, read_record_chunks
 from mlops.monitor.stats import (
     benjamini_hochberg,
     chi2_homogeneity,
@@ -139,8 +139,8 @@ def _log_task(profile: Mapping[str, Any], part: Sequence[LogRange], settings: Ma
 def _file_task(profile: Mapping[str, Any], path: Path, settings: Mapping[str, Any],
                labels: Mapping[Any, int] | None, scorer: Scorer | None) -> tuple[Accumulator, ReadStats]:
     read = ReadStats()
-    chunks = read_table(path, settings["names"], settings["output"], settings["label"],
-                        categorical=list(settings["categories"]), chunk_rows=settings["chunk_rows"], stats=read)
+    chunks = read_record_chunks(path, settings["names"], settings["output"], settings["label"],
+                                categorical=list(settings["categories"]), chunk_rows=settings["chunk_rows"], stats=read)
     return accumulate(profile, chunks, window=settings["window"], labels=labels, scorer=scorer), read
 
 

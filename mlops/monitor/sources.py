@@ -349,7 +349,7 @@ def read_logs(directory: Path | None, names: Sequence[str], output: str, *, sinc
             gc.enable()
 
 
-def read_table(path: Path, names: Sequence[str], output: str, label: str | None, *,
+def read_record_chunks(path: Path, names: Sequence[str], output: str, label: str | None, *,
                categorical: Sequence[str] = (), chunk_rows: int = 50_000,
                stats: ReadStats | None = None) -> Iterator[Chunk]:
     """Chunks of a CSV (or TSV) or Parquet file of raw records."""

@@ -55,7 +55,7 @@ def params_hash(lock: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(recorded, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def read_lock(root: Path) -> dict[str, Any]:
+def require_lock(root: Path) -> dict[str, Any]:
     """The workspace's dvc.lock, checked by the one validator (dvc.check_lock_shape)."""
     if not (root / dvc.DVC_LOCK).is_file():
         raise RegistryError(f"{dvc.DVC_LOCK}: not found: cannot tell which model the pipeline made",
@@ -148,7 +148,7 @@ def _interface(root: Path, target: Path, reg: RegistryParams) -> VersionedInterf
 
 def collect_facts(root: Path, artifact: dvc.Artifact, reg: RegistryParams) -> ModelFacts:
     """The model at HEAD: its DVC hash from dvc.lock, checked against the files in the workspace."""
-    lock = read_lock(root)
+    lock = require_lock(root)
     path = artifact.path
     dvc_md5 = lock_artifact_hash(root, artifact, lock)
     out = dvc.lock_out(lock, path) or {}

@@ -43,7 +43,7 @@ from mlops.serve.state import (
     StateConflict,
     locked,
     read_reports,
-    read_state,
+    read_serving_state,
     with_canary,
     with_load,
     with_promote,
@@ -155,7 +155,7 @@ def _change(runtime: Runtime, name: str, transition: Callable[[ServingState], Se
     written. Returns (state, changed, the versions loaded here)."""
     store = runtime.settings.store
     with locked(store, name):
-        old = read_state(store, name)
+        old = read_serving_state(store, name)
         if old is None:
             # No state file (never served, or deleted): generations must still grow past what workers applied.
             seen = [(r.get("generations") or {}).get(name, 0) for r in read_reports(runtime.runtime_dir,
@@ -228,7 +228,7 @@ async def handle_admin(runtime: Runtime, method: str, parts: list[str], auth: by
     if n == 3:
         if method != "GET":
             raise HttpError(405, f"method {method} is not allowed here (use GET)", [(b"allow", b"GET")])
-        current = await asyncio.to_thread(read_state, runtime.settings.store, name)
+        current = await asyncio.to_thread(read_serving_state, runtime.settings.store, name)
         if current is None:
             raise HttpError(404, f"model '{name}' has never been served here: load a version first")
         return template, 200, _state_payload(runtime, current)
@@ -261,7 +261,7 @@ async def handle_admin(runtime: Runtime, method: str, parts: list[str], auth: by
     else:
         _body(EmptyBody, raw)
         transition = with_promote if op == "promote" else with_rollback
-    if op != "load" and await asyncio.to_thread(read_state, runtime.settings.store, name) is None:
+    if op != "load" and await asyncio.to_thread(read_serving_state, runtime.settings.store, name) is None:
         raise HttpError(404, f"model '{name}' has never been served here: load a version first")
     try:
         state, changed, preloaded = await asyncio.to_thread(_change, runtime, name, transition, load)

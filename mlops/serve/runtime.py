@@ -25,7 +25,7 @@ from mlops.serve.metrics import Metrics
 from mlops.serve.models import LoadedModel, load_model
 from mlops.serve.requestlog import RequestLog
 from mlops.serve.settings import ServeSettings
-from mlops.serve.state import Role, ServingState, read_state, state_path, write_report
+from mlops.serve.state import Role, ServingState, read_serving_state, state_path, write_report
 
 log = logging.getLogger("mlops.serve")
 
@@ -175,7 +175,7 @@ class Runtime:
                 continue
             self._seen[name] = key
             try:
-                state = read_state(self.settings.store, name)
+                state = read_serving_state(self.settings.store, name)
             except MlopsError as exc:
                 log.error("serving state unreadable", extra={"model": name, "error": exc.message})
                 continue

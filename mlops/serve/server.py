@@ -26,7 +26,7 @@ from typing import Any
 from mlops import modelstore
 from mlops.errors import ModelStoreError, ServeError
 from mlops.serve.settings import ServeSettings, is_loopback, strict_name
-from mlops.serve.state import ServingState, locked, now_iso, read_state, write_state
+from mlops.serve.state import ServingState, locked, now_iso, read_serving_state, write_state
 
 log = logging.getLogger("mlops.serve")
 
@@ -68,7 +68,7 @@ def initial_states(settings: ServeSettings) -> list[str]:
         raise ServeError(f"--version {settings.version}: the store holds several models ({', '.join(names)})",
                          hint="name the model with --model")
     for name in names:
-        state = read_state(store, name)
+        state = read_serving_state(store, name)
         if state is not None:
             if settings.version is not None and state.stable != settings.version:
                 log.warning("serving state kept: --version ignored (use the admin API to change versions)",
@@ -87,7 +87,7 @@ def initial_states(settings: ServeSettings) -> list[str]:
                       extra={"model": name, "version": version, "error": exc.message})
             continue
         with locked(store, name):
-            if read_state(store, name) is None:
+            if read_serving_state(store, name) is None:
                 write_state(store, ServingState(name, 1, stable=version, updated_at=now_iso(), reason="first start"))
     return names
 
@@ -137,7 +137,7 @@ def install_workspace(settings: ServeSettings) -> ServeSettings:
     except ModelStoreError as exc:
         raise ServeError(f"--model-dir {src}: {exc.message}", hint=exc.hint) from None
     with locked(settings.store, name):
-        current = read_state(settings.store, name)
+        current = read_serving_state(settings.store, name)
         if current is None or current.stable != version or current.canary or current.shadow:
             write_state(settings.store, ServingState(name, (current.generation + 1) if current else 1,
                                                      stable=version, updated_at=now_iso(),

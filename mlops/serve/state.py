@@ -108,7 +108,7 @@ def state_path(store: Path, name: str) -> Path:
     return Path(store) / name / SERVING_FILE
 
 
-def read_state(store: Path, name: str) -> ServingState | None:
+def read_serving_state(store: Path, name: str) -> ServingState | None:
     """NAME's serving state, None when the server never served it; ServeError when the file is damaged."""
     path = state_path(store, name)
     try:

@@ -16,7 +16,7 @@ from mlops.features import bind_booster, encode_frame, make_predictor, parse_mod
 from mlops.files import sha256_file
 from mlops.progress import Progress, silent
 from mlops.stages.data import TEST_FILE, TRAIN_FILE, features_and_label, load_prepared, write_json
-from mlops.stages.train import MODEL_FILE, SCHEMA_FILE, TRAIN_REPORT, load_model
+from mlops.stages.train import MODEL_FILE, SCHEMA_FILE, TRAIN_REPORT, load_trained
 
 METRICS_FILE = Path("reports/metrics.json")
 PREDICTIONS_FILE = Path("reports/predictions.csv")
@@ -113,7 +113,7 @@ def evaluate(params: Params, root: Path = Path("."), progress: Progress = silent
 
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
-    booster, schema = load_model(root)
+    booster, schema = load_trained(root)
     # The serving path (mlops.features): raw values -> float32 matrix with category codes -> the same prediction
     # call as `mlops serve`. Metrics and predictions.csv come from it, so training and serving cannot skew.
     iface = parse_model_interface(schema, str(root / SCHEMA_FILE))

@@ -171,7 +171,7 @@ def train(params: Params, root: Path = Path("."), progress: Progress = silent) -
     return TrainResult(device=device, model_sha256=digest, n_features=int(x.shape[1]))
 
 
-def load_model(root: Path = Path(".")) -> tuple[Any, dict[str, Any]]:
+def load_trained(root: Path = Path(".")) -> tuple[Any, dict[str, Any]]:
     """The trained booster and its feature schema; ModelInvalid when either is missing."""
     import json
 
