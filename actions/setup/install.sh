@@ -58,5 +58,7 @@ version="$("$env_dir/bin/mlops" --version)"
   echo "mlops=$env_dir/bin/mlops"
   echo "bin=$env_dir/bin"
   echo "version=${version#mlops }"
+  # for steps that push with the job's token (source it): identity and credentials through the environment only
+  echo "git-auth=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/git-auth.sh"
 } >> "$GITHUB_OUTPUT"
 echo "mlops setup: ${version} in $env_dir"

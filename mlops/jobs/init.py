@@ -48,6 +48,7 @@ FILES: dict[str, str] = {
     "mlops-monitor.yml": ".github/workflows/mlops-monitor.yml",
     "mlops-stage-tag.yml": ".github/workflows/mlops-stage-tag.yml",
     "mlops-cml-runner.yml": ".github/workflows/mlops-cml-runner.yml",
+    "mlops-sweep.yml": ".github/workflows/mlops-sweep.yml",  # `/mlops sweep` and `/mlops apply` on pull requests
     "actionlint.yaml": ".github/actionlint.yaml",
     # alerting rules and a Grafana dashboard for the server's and the monitor's metrics (templates/observability)
     "../observability/alerts.yml": "observability/prometheus-rules.yml",

@@ -288,7 +288,8 @@ def test_repository_hygiene_files() -> None:
 
 OURS_OF = {"mlops-pr.yml": "pr.yml", "mlops-pr-comment.yml": "pr-comment.yml", "mlops-promote.yml": "promote.yml",
            "mlops-deploy.yml": "deploy.yml", "mlops-monitor.yml": "monitor.yml",
-           "mlops-stage-tag.yml": "stage-tag.yml", "mlops-cml-runner.yml": "cml-runner.yml"}
+           "mlops-stage-tag.yml": "stage-tag.yml", "mlops-cml-runner.yml": "cml-runner.yml",
+           "mlops-sweep.yml": "sweep.yml"}
 
 
 @pytest.mark.parametrize("template", sorted(OURS_OF))
