@@ -8,17 +8,16 @@ alarm issue of `mlops monitor` is found the same way (mlops.github.marker): our 
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlops.errors import GitHubError, GitHubPermissionError
+from mlops.github.context import read_event
 from mlops.github.marker import WATERMARK_RE, Identity, check_label, is_ours, newest, ours, watermark
 
 __all__ = [
@@ -72,14 +71,8 @@ def pr_from_event(path: str | None) -> int | None:
     if not path:
         return None
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        event = Event.model_validate(raw)
-    except FileNotFoundError:
-        raise GitHubError(f"GITHUB_EVENT_PATH {path}: file not found") from None
-    except OSError as exc:
-        raise GitHubError(f"GITHUB_EVENT_PATH {path}: cannot read it ({type(exc).__name__}: {exc.strerror})",
-                          hint="GITHUB_EVENT_PATH must name the event's JSON file (Actions sets it)") from None
-    except (ValueError, ValidationError) as exc:
+        event = Event.model_validate(read_event(path))
+    except ValidationError as exc:
         raise GitHubError(f"GITHUB_EVENT_PATH {path}: not a GitHub event payload ({type(exc).__name__})") from None
     if event.pull_request is not None:
         return event.pull_request.number
@@ -582,11 +575,8 @@ def command_event(path: str | None) -> CommandEvent | None:
     if not path:
         return None
     try:
-        event = _CommandEvent.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
-    except OSError as exc:
-        raise GitHubError(f"GITHUB_EVENT_PATH {path}: cannot read it ({exc.strerror or type(exc).__name__})",
-                          hint="GITHUB_EVENT_PATH must name the event's JSON file (Actions sets it)") from None
-    except (ValueError, ValidationError) as exc:
+        event = _CommandEvent.model_validate(read_event(path))
+    except ValidationError as exc:
         raise GitHubError(f"GITHUB_EVENT_PATH {path}: not a GitHub event payload ({type(exc).__name__})") from None
     if event.comment is not None and event.issue is not None:
         number = event.issue.number if event.issue.pull_request is not None else None

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlops.errors import GitHubError
 
@@ -79,6 +80,21 @@ def write_summary(ci: CIContext, text: str) -> Path | None:
     return Path(ci.step_summary)
 
 
+def read_event(path: str) -> Any:
+    """The Actions event payload at PATH (GITHUB_EVENT_PATH), parsed JSON: the one reader of that file, whose
+    callers validate the part they use. GitHubError naming the path when it cannot be read or is not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GitHubError(f"GITHUB_EVENT_PATH {path}: file not found",
+                          hint="GITHUB_EVENT_PATH must name the event's JSON file (Actions sets it)") from None
+    except OSError as exc:
+        raise GitHubError(f"GITHUB_EVENT_PATH {path}: cannot read it ({type(exc).__name__}: {exc.strerror})",
+                          hint="GITHUB_EVENT_PATH must name the event's JSON file (Actions sets it)") from None
+    except ValueError as exc:
+        raise GitHubError(f"GITHUB_EVENT_PATH {path}: not a GitHub event payload ({type(exc).__name__})") from None
+
+
 DISPATCH_INPUT = "pull-request"  # the PR workflow's workflow_dispatch input: the pull request to report on
 _PR_NUMBER = re.compile(r"[1-9][0-9]{0,9}")
 
@@ -90,8 +106,8 @@ def dispatched_pr(event_path: str | None) -> int | None:
     if not event_path:
         return None
     try:
-        raw = json.loads(Path(event_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        raw = read_event(event_path)
+    except GitHubError:
         return None  # pr_from_event, which reads the same file first, says what is wrong with it
     inputs = raw.get("inputs") if isinstance(raw, dict) else None
     if not isinstance(inputs, dict) or inputs.get(DISPATCH_INPUT) in (None, ""):
