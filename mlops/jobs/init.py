@@ -379,6 +379,14 @@ def _next_steps(production: str, requirements: Requirements | None, kept: bool,
         "approve each deploy; the model server's admin token goes into its secret MLOPS_ADMIN_TOKEN.",
         f"Stage tags: deploys assign `{production}` (NAME#{production}#N); pushing such a tag by hand deploys it.",
     ]
+    steps.append("Sweeps (.github/workflows/mlops-sweep.yml): a `/mlops sweep --set KEY=V1,V2` comment on a pull "
+                 "request (or the label mlops-sweep) runs the settings as DVC experiments and keeps one leaderboard "
+                 "comment; `/mlops apply NAME` commits the chosen params. Only writers on same-repository pull "
+                 "requests are served.")
+    steps.append("Retraining (mlops-monitor.yml, MLOPS_RETRAIN=true): a GitHub App token (repository variable "
+                 "MLOPS_APP_ID, secret MLOPS_APP_PRIVATE_KEY) lets the retraining pull request start mlops-pr.yml by "
+                 "itself; without one, monitor dispatches mlops-pr.yml on the branch (the job has actions: write). "
+                 "Make your training stage depend on monitor.retrain_dir (data/feedback/) to train on the new data.")
     steps.append("Scale out (optional): a train stage of your own can train on a Dask cluster as the built-in one "
                  "does with `train.dask`: read a scheduler address from params.yaml (`local` for a LocalCluster), "
                  "open `distributed.Client(address)` and fit with xgboost.dask or lightgbm.dask on a "
