@@ -256,16 +256,23 @@ def with_headline(cfg: ReportConfig, metrics: Mapping[str, float]) -> ReportConf
     return replace(cfg, report=cfg.report.model_copy(update={"headline": lead or ""}))
 
 
+def _compare(cfg: ReportConfig, head: State, ref: State, against: str) -> Comparison:
+    return compare(with_headline(cfg, head.metrics).report, head, ref, against)
+
+
+def _evidence(comparison: Comparison) -> GateEvidence:
+    """What a comparison gives the gates: the prediction diff's metrics, the intervals, why either is missing."""
+    return GateEvidence(comparison.diff.metrics() if comparison.diff is not None else {},
+                        comparison.interval_bounds, "; ".join(comparison.notes) or None)
+
+
 def gate_report(cfg: ReportConfig, head: State, ref: State | None, against: str,
                 unavailable: str | None = None, comparison: Comparison | None = None) -> GateReport:
     """The gates of CFG for HEAD against REF. COMPARISON (the per-row evidence against REF) is computed here when
     a gate needs it (`judge: interval`, a `prediction.*` metric) and the caller has none."""
     if comparison is None and ref is not None and _needs_evidence(cfg):
-        comparison = compare(with_headline(cfg, head.metrics).report, head, ref, against)
-    evidence = None
-    if comparison is not None:
-        evidence = GateEvidence(comparison.diff.metrics() if comparison.diff is not None else {},
-                                comparison.interval_bounds, "; ".join(comparison.notes) or None)
+        comparison = _compare(cfg, head, ref, against)
+    evidence = _evidence(comparison) if comparison is not None else None
     return evaluate_gates(cfg.gates, head.metrics, ref.metrics if ref is not None else None, against, unavailable,
                           evidence)
 
@@ -283,9 +290,7 @@ def evidence_against(root: Path, rev: str, against: str, name: str, progress: Pr
     ref, missing = read_side(lambda: read_commit(root, cfg, [], rev, against, name, name, progress), progress)
     if ref is None:
         return GateEvidence(why_not=f"{name} could not be read ({missing})")
-    comparison = compare(with_headline(cfg, head.metrics).report, head, ref, against)
-    return GateEvidence(comparison.diff.metrics() if comparison.diff is not None else {},
-                        comparison.interval_bounds, "; ".join(comparison.notes) or None)
+    return _evidence(_compare(cfg, head, ref, against))
 
 
 def read_side(read: Callable[[], State], progress: Progress) -> tuple[State | None, str | None]:
