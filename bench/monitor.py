@@ -61,16 +61,13 @@ def trained_project(tmp: Path) -> Path:
     return root
 
 
-def build_parts(project: Path, work: Path, rows: int, part_rows: int, seed: int = 11) -> dict[str, Any]:
-    """ROWS shifted and scored rows (the shifts of build_inputs) in Parquet part files of PART_ROWS, made one part
-    at a time (memory bounded), and the reference profile."""
-    import numpy as np
+def _reference(project: Path, work: Path) -> tuple[Any, Any, Any, Any]:
+    """The churn project's model (bound to its interface), its interface, the test split, and train + test (what
+    the benches resample); the reference profile of the test split written to WORK/reference.json."""
     import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from mlops.config import load_params
-    from mlops.features import bind_booster, encode_frame, parse_model_interface, predict
+    from mlops.features import bind_booster, parse_model_interface
     from mlops.profile import build_profile, save_profile
     from mlops.stages.data import features_and_label, load_prepared
     from mlops.stages.evaluate import predict_proba
@@ -79,15 +76,28 @@ def build_parts(project: Path, work: Path, rows: int, part_rows: int, seed: int 
     params = load_params(project / "params.yaml")
     booster, schema = load_trained(project)
     iface = parse_model_interface(schema)
-    names = iface.names
     test = load_prepared(project / "data/prepared/test.csv", params.data)
     train = load_prepared(project / "data/prepared/train.csv", params.data)
     x_test, y_test = features_and_label(test, params.data)
-    profile = build_profile(test, schema, predict_proba(booster, x_test[names]), y_test, params.evaluate.segments,
-                            threshold=params.evaluate.threshold)
+    profile = build_profile(test, schema, predict_proba(booster, x_test[iface.names]), y_test,
+                            params.evaluate.segments, threshold=params.evaluate.threshold)
     save_profile(work / "reference.json", profile)
-    base = pd.concat([train, test], ignore_index=True)
     bind_booster(booster, iface)
+    return booster, iface, test, pd.concat([train, test], ignore_index=True)
+
+
+def build_parts(project: Path, work: Path, rows: int, part_rows: int, seed: int = 11) -> dict[str, Any]:
+    """ROWS shifted and scored rows (the shifts of build_inputs) in Parquet part files of PART_ROWS, made one part
+    at a time (memory bounded), and the reference profile."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlops.features import encode_frame, predict
+
+    booster, iface, _, base = _reference(project, work)
+    names = iface.names
     rng = np.random.default_rng(seed)
     parts = work / f"parts{rows}"
     parts.mkdir(parents=True, exist_ok=True)
@@ -120,28 +130,11 @@ def build_inputs(project: Path, work: Path, sizes: list[int], seed: int = 7) -> 
     import orjson
     import pandas as pd
 
-    from mlops.config import load_params
-    from mlops.features import bind_booster, parse_model_interface, predict, records_from_frame
-    from mlops.profile import build_profile, save_profile
-    from mlops.stages.data import features_and_label, load_prepared
-    from mlops.stages.evaluate import predict_proba
-    from mlops.stages.train import load_trained
+    from mlops.features import predict, records_from_frame
 
-    params = load_params(project / "params.yaml")
-    booster, schema = load_trained(project)
-    iface = parse_model_interface(schema)
+    booster, iface, test, base = _reference(project, work)
     names = iface.names
-    test = load_prepared(project / "data/prepared/test.csv", params.data)
-    train = load_prepared(project / "data/prepared/train.csv", params.data)
-    x_test, y_test = features_and_label(test, params.data)
-    scores = predict_proba(booster, x_test[names])
-    profile = build_profile(test, schema, scores, y_test, params.evaluate.segments,
-                            threshold=params.evaluate.threshold)
-    save_profile(work / "reference.json", profile)
     test[names].to_csv(work / "reference.csv", index=False)
-
-    base = pd.concat([train, test], ignore_index=True)
-    bind_booster(booster, iface)
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"reference": str(work / "reference.json"), "reference_csv": str(work / "reference.csv"),
                            "reference_rows": len(test), "sizes": {}}
