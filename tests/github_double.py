@@ -156,9 +156,8 @@ class GitHubDouble:
         made = make()
         return (502, {"message": "Server Error"}, {}) if fail_after else (201, made, {})
 
-    def handle(self, method: str, raw_path: str, body: Any, token: str = "") -> tuple[int, Any, dict[str, str]]:
-        parsed = urlparse(raw_path)
-        path, query = parsed.path.removeprefix(PREFIX), parse_qs(parsed.query)
+    def _fault(self, method: str) -> tuple[int, Any, dict[str, str]] | None:
+        """The failure a test asked for (status override, 5xx, secondary rate limit, read-only token), else None."""
         with self._lock:
             if self.status_override is not None:
                 return self.status_override, {"message": "Not Found" if self.status_override == 404
@@ -174,6 +173,14 @@ class GitHubDouble:
         if self.read_only and method in ("POST", "PATCH", "PUT", "DELETE"):
             return 403, {"message": "Resource not accessible by integration",
                          "documentation_url": "https://docs.github.com/rest", "status": "403"}, {}
+        return None
+
+    def handle(self, method: str, raw_path: str, body: Any, token: str = "") -> tuple[int, Any, dict[str, str]]:
+        parsed = urlparse(raw_path)
+        path, query = parsed.path.removeprefix(PREFIX), parse_qs(parsed.query)
+        fault = self._fault(method)
+        if fault is not None:
+            return fault
         if path == "/user" and method == "GET":
             status, user = self.authenticated_user(token)
             return status, user, {}
@@ -442,24 +449,6 @@ class GitHubDoubleWithIssues(GitHubDoubleWithPullList):
         }
         self.issues[number] = issue
         return issue
-
-    def _fault(self, method: str) -> tuple[int, Any, dict[str, str]] | None:
-        with self._lock:
-            if self.status_override is not None:
-                return self.status_override, {"message": "Not Found" if self.status_override == 404
-                                              else "Bad credentials", "documentation_url": "https://docs"}, {}
-            if self.server_errors > 0:
-                self.server_errors -= 1
-                return 502, {"message": "Server Error"}, {}
-            if self.secondary_limit > 0:
-                self.secondary_limit -= 1
-                return 403, {"message": "You have exceeded a secondary rate limit. Please wait a few minutes "
-                             "before you try again.", "documentation_url": "https://docs.github.com/rest"}, \
-                    {"Retry-After": "1"}
-        if self.read_only and method in ("POST", "PATCH", "PUT", "DELETE"):
-            return 403, {"message": "Resource not accessible by integration",
-                         "documentation_url": "https://docs.github.com/rest", "status": "403"}, {}
-        return None
 
     def _listed(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
         state = query.get("state", ["open"])[0]
