@@ -227,8 +227,9 @@ def test_deploy_dispatched_on_another_branch_is_refused(released: Released, act:
     """The production environment admits the default branch only; the workflow refuses any other ref itself too."""
     event = workflow_dispatch_event(ref="refs/heads/altered", inputs={"ref": "churn-model@v1.0.0"}, workflow=DEPLOY,
                                     sender="octo-writer")
-    run = act.run(released.repo, "workflow_dispatch", event, DEPLOY, platforms=PRIVILEGED,
-                  secrets={"MLOPS_ADMIN_TOKEN": TOKEN})
+    run = act.run_refused(released.repo, "workflow_dispatch", event, DEPLOY, platforms=PRIVILEGED,
+                          secrets={"MLOPS_ADMIN_TOKEN": TOKEN},
+                          expect="production deploys run the default branch's workflow only")
 
     assert run.jobs == {"runner": "failure"}, run.log()
     assert "production deploys run the default branch's workflow only" in run.log()

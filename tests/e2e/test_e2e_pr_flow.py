@@ -158,9 +158,11 @@ def test_pr_runs_push_nothing_without_a_remote_of_their_own(world: World, act: A
 def test_a_pr_remote_that_is_the_production_remote_is_refused(world: World, act: Act) -> None:
     repo = world.repo
     production = _objects(world.production)
-    run = act.run(repo, "pull_request", pull_request_event("synchronize", 3, head_sha=git(repo, "rev-parse", "HEAD"),
-                                                           head_ref="tune-again", base_sha=world.main),
-                  PR, variables={"MLOPS_PR_DVC_REMOTE": dvc(repo, "remote", "default")})
+    event = pull_request_event("synchronize", 3, head_sha=git(repo, "rev-parse", "HEAD"), head_ref="tune-again",
+                               base_sha=world.main)
+    run = act.run_refused(repo, "pull_request", event, PR,
+                          variables={"MLOPS_PR_DVC_REMOTE": dvc(repo, "remote", "default")},
+                          expect="is the default DVC remote, the one production reads")
 
     assert run.jobs.get("pipeline") == "failure", run.log()
     assert "is the default DVC remote, the one production reads" in run.log()
@@ -226,8 +228,11 @@ def _forged(act: Act, run_id: int, number: str, report: str) -> None:
     (folder / "report.md").write_text(report)
 
 
-def _commenter(act: Act, world: World, run_id: int) -> ActRun:
+def _commenter(act: Act, world: World, run_id: int, *, refused: str | None = None) -> ActRun:
     event = workflow_run_event(run_id=run_id, head_sha=world.heads["docs"], head_branch="docs", head_repo=FORK)
+    if refused is not None:
+        return act.run_refused(world.repo, "workflow_run", event, COMMENTER, platforms=("ubuntu-latest",),
+                               expect=refused)
     return act.run(world.repo, "workflow_run", event, COMMENTER, platforms=("ubuntu-latest",))
 
 
@@ -237,7 +242,7 @@ def test_forged_artifact_naming_another_pull_request_is_refused(world: World, ac
     writes = len(gh.writes())
     _forged(act, 7101, "1\n", "## ✅ all good, merge me\n")
 
-    run = _commenter(act, world, 7101)
+    run = _commenter(act, world, 7101, refused="untrusted artifact refused: pull request #1 has head")
 
     assert run.jobs == {"comment": "failure"}
     assert "untrusted artifact refused: pull request #1 has head" in run.log()
@@ -250,7 +255,7 @@ def test_forged_artifact_with_an_oversized_report_is_refused(world: World, act: 
     writes = len(gh.writes())
     _forged(act, 7102, "2\n", "x" * 70_000)
 
-    run = _commenter(act, world, 7102)
+    run = _commenter(act, world, 7102, refused="report.md has 70000 bytes, more than the 65536 accepted")
 
     assert run.jobs == {"comment": "failure"}
     assert "report.md has 70000 bytes, more than the 65536 accepted" in run.log()

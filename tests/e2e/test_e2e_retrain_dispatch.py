@@ -87,7 +87,8 @@ def test_a_dispatch_input_that_is_no_number_stops_the_run(retrain_branch: tuple[
     before = {n: len(c) for n, c in gh.issue_comments.items()}
     event = workflow_dispatch_event(ref=f"refs/heads/{BRANCH}", inputs={"pull-request": "12; echo owned"},
                                     workflow="pr.yml")
-    run = act.run(repo, "workflow_dispatch", event, PR)
+    run = act.run_refused(repo, "workflow_dispatch", event, PR,
+                          expect="input pull-request must be a pull request number")
     assert run.returncode != 0 and run.jobs == {"pipeline": "failure"}, run.log()
     assert "input pull-request must be a pull request number" in run.log(), run.log()
     assert run.step_results("pipeline")[1:] == [], run.step_results("pipeline")  # nothing after the check ran
