@@ -232,6 +232,8 @@ class ModelInterface:
     output: Mapping[str, Any]
     _plan: tuple[tuple[str, Callable[[Any], float]], ...] = field(default=(), compare=False, repr=False)
     _values: tuple[tuple[str, Callable[[Any], Any]], ...] = field(default=(), compare=False, repr=False)
+    # name -> (its spec, the V2 datatypes it accepts): what each tensor of a V2 request is checked against
+    _v2: Mapping[str, tuple[FeatureSpec, frozenset[str]]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, inputs: Sequence[Input], output: Mapping[str, Any]) -> ModelInterface:
@@ -241,7 +243,7 @@ class ModelInterface:
                       for i in inputs)
         plan = tuple((s.name, s.converter()) for s in specs)
         values = tuple((s.name, s.value_converter()) for s in specs)
-        return cls(specs, dict(output), plan, values)
+        return cls(specs, dict(output), plan, values, {s.name: (s, V2_ACCEPTS[s.type]) for s in specs})
 
     @property
     def names(self) -> list[str]:
@@ -470,7 +472,11 @@ def v2_columns(iface: ModelInterface, inputs: Any) -> dict[str, list[Any]]:
     if not isinstance(inputs, list) or not inputs:
         raise FeatureError("'inputs' must be a non-empty list of tensors, one per feature "
                            f"({', '.join(iface.names[:5])}, ...)", field="inputs")
-    by_name = {f.name: f for f in iface.features}
+    table = iface._v2 or {f.name: (f, V2_ACCEPTS[f.type]) for f in iface.features}
+    if len(inputs) == 1 and len(iface.features) > 1 and type(inputs[0]) is dict \
+            and type(inputs[0].get("name")) is str and inputs[0]["name"] not in table \
+            and _is_matrix_shape(inputs[0].get("shape")):
+        return _matrix_columns(iface, inputs[0])
     columns: dict[str, list[Any]] = {}
     for k, tensor in enumerate(inputs):
         if type(tensor) is not dict:
@@ -478,25 +484,81 @@ def v2_columns(iface: ModelInterface, inputs: Any) -> dict[str, list[Any]]:
         name = tensor.get("name")
         if type(name) is not str:
             raise FeatureError(f"inputs[{k}]: 'name' must be a string", field="inputs")
-        spec = by_name.get(name)
-        if spec is None:
+        entry = table.get(name)
+        if entry is None:
             raise FeatureError(f"input '{name}' is not an input of the model (its inputs: {', '.join(iface.names)})",
                                field=name)
         if name in columns:
             raise FeatureError(f"input '{name}' is given twice", field=name)
+        spec, accepts = entry
         datatype = tensor.get("datatype")
-        if datatype not in V2_ACCEPTS[spec.type]:
+        if type(datatype) is not str or datatype not in accepts:
             raise FeatureError(f"input '{name}': datatype {datatype!r} does not fit a {spec.type} feature "
                                f"(use {spec.datatype})", field=name)
         shape = tensor.get("shape")
+        data = tensor.get("data")
+        # the common case first, in one test: shape [n] and n flat values
+        if type(shape) is list and len(shape) == 1 and type(data) is list and shape[0] == len(data) \
+                and type(shape[0]) is int and (not data or type(data[0]) is not list):
+            columns[name] = data
+            continue
         if type(shape) is not list or not 1 <= len(shape) <= 2 or type(shape[0]) is not int or shape[0] < 0 \
                 or (len(shape) == 2 and (type(shape[1]) is not int or shape[1] != 1)):
             raise FeatureError(f"input '{name}': shape must be [rows] or [rows, 1], got {shape!r}", field=name)
-        data = _flatten(tensor.get("data"), name, shape)
+        data = _flatten(data, name, shape)
         if len(data) != shape[0]:
             raise FeatureError(f"input '{name}': shape {shape} says {shape[0]} values, 'data' has {len(data)}",
                                field=name)
         columns[name] = data
+    return columns
+
+
+def _is_matrix_shape(shape: Any) -> bool:
+    """[rows, k] with k > 1: one tensor of every input, as MLServer's and Triton's clients send a numeric model's
+    rows (a per-feature tensor is [rows] or [rows, 1])."""
+    return type(shape) is list and len(shape) == 2 and type(shape[1]) is int and shape[1] > 1
+
+
+_NUMERIC_DATATYPES = _INTS | _FLOATS | frozenset({"BOOL"})
+
+
+def _matrix_columns(iface: ModelInterface, tensor: dict[str, Any]) -> dict[str, list[Any]]:
+    """The raw columns of one [rows, k] tensor holding all k inputs, in the metadata's order (row-major flat data,
+    or one list per row). Numbers only: a model with a text input takes one tensor per input. A float holding an
+    int or bool input's value must be integral (0 or 1 for a bool); it becomes that int, so that the columns (and
+    the request log) are what the per-input form would have given."""
+    name = str(tensor.get("name"))
+    k = len(iface.features)
+    shape = tensor["shape"]
+    if type(shape[0]) is not int or shape[0] < 0 or shape[1] != k:
+        raise FeatureError(f"input '{name}': one tensor of all the model's inputs has shape [rows, {k}] (its inputs, "
+                           f"in order: {', '.join(iface.names[:5])}{', ...' if k > 5 else ''}), got {shape!r}",
+                           field=name)
+    text = next((f for f in iface.features if f.type in ("category", "string")), None)
+    if text is not None:
+        raise FeatureError(f"input '{name}': one [rows, {k}] tensor holds numbers, and input '{text.name}' is a "
+                           f"{text.type}: send one tensor per input (the model's metadata lists them)", field=name)
+    datatype = tensor.get("datatype")
+    if type(datatype) is not str or datatype not in _NUMERIC_DATATYPES:
+        raise FeatureError(f"input '{name}': datatype {datatype!r} is not numeric (use FP64)", field=name)
+    data = tensor.get("data")
+    if type(data) is not list:
+        raise FeatureError(f"input '{name}': 'data' must be a list, got {type(data).__name__}", field=name)
+    rows = shape[0]
+    if data and type(data[0]) is list:
+        if len(data) != rows or any(type(r) is not list or len(r) != k for r in data):
+            raise FeatureError(f"input '{name}': the nesting of 'data' does not match shape {shape} (flat values "
+                               f"row by row, or {rows} lists of {k} values)", field=name)
+        columns = {f.name: [r[j] for r in data] for j, f in enumerate(iface.features)}
+    else:
+        if len(data) != rows * k:
+            raise FeatureError(f"input '{name}': shape {shape} says {rows * k} values, 'data' has {len(data)}",
+                               field=name)
+        columns = {f.name: data[j::k] for j, f in enumerate(iface.features)}
+    if datatype in _FLOATS:
+        for f in iface.features:
+            if f.type in ("int", "bool"):
+                columns[f.name] = [int(v) if type(v) is float and v.is_integer() else v for v in columns[f.name]]
     return columns
 
 

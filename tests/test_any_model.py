@@ -281,14 +281,37 @@ def test_kserve_manifests_validate(world: World, name: str) -> None:
 # --- the peers' clients ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(BUILDERS))
-def test_triton_client_gets_the_offline_answers(world: World, name: str) -> None:
-    tritonclient_http = pytest.importorskip("tritonclient.http")
+@dataclass
+class Triton:
+    """tritonclient.http pointed at the server, with one project's held-out rows, their offline answers and the
+    model's metadata as the client reads it."""
+
+    http: Any
+    client: Any
+    project: Project
+    x: pd.DataFrame
+    offline: Any
+    meta: dict[str, Any]
+
+    def check(self, res: Any) -> None:
+        primary = self.meta["outputs"][0]["name"]
+        got = np.asarray(res.as_numpy(primary), dtype=np.float64).reshape(self.offline.shape)
+        scale = max(1.0, float(np.abs(self.offline).max())) if self.project.example.task == "regression" else 1.0
+        np.testing.assert_allclose(got, self.offline, rtol=0, atol=1e-6 * scale)
+
+
+def _triton(world: World, name: str) -> Triton:
+    http = pytest.importorskip("tritonclient.http")
     p = world.projects[name]
     x = _held_out(p)
-    offline = p.example.offline(x)
-    client = tritonclient_http.InferenceServerClient(url=f"127.0.0.1:{world.server.port}")
-    meta = client.get_model_metadata(p.artifact)
+    client = http.InferenceServerClient(url=f"127.0.0.1:{world.server.port}")
+    return Triton(http, client, p, x, p.example.offline(x), client.get_model_metadata(p.artifact))
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_triton_client_gets_the_offline_answers(world: World, name: str) -> None:
+    tc = _triton(world, name)
+    tritonclient_http, p, x, client, meta = tc.http, tc.project, tc.x, tc.client, tc.meta
     inputs = []
     for i in meta["inputs"]:
         values = x[i["name"]].to_numpy()
@@ -301,12 +324,30 @@ def test_triton_client_gets_the_offline_answers(world: World, name: str) -> None
     primary = meta["outputs"][0]["name"]
     # The server takes POST bodies declared as JSON only (a cross-site form cannot send them); tritonclient
     # declares none by default.
-    res = client.infer(p.artifact, inputs, outputs=[tritonclient_http.InferRequestedOutput(primary,
-                                                                                            binary_data=False)],
-                       headers={"Content-Type": "application/json"})
-    got = np.asarray(res.as_numpy(primary), dtype=np.float64).reshape(offline.shape)
-    scale = max(1.0, float(np.abs(offline).max())) if p.example.task == "regression" else 1.0
-    np.testing.assert_allclose(got, offline, rtol=0, atol=1e-6 * scale)
+    tc.check(client.infer(p.artifact, inputs, outputs=[tritonclient_http.InferRequestedOutput(primary,
+                                                                                               binary_data=False)],
+                          headers={"Content-Type": "application/json"}))
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_one_matrix_tensor_as_mlservers_clients_send_it(world: World, name: str) -> None:
+    """A client moving from MLServer sends a numeric model's rows as one [rows, k] FP64 tensor (tritonclient's
+    default, binary data): the offline answers. A model with a text input refuses it, naming the input to send
+    apart (a 400, never a 5xx)."""
+    tc = _triton(world, name)
+    from tritonclient.utils import InferenceServerException
+
+    p, x, client, meta = tc.project, tc.x, tc.client, tc.meta
+    text = [i["name"] for i in meta["inputs"] if i["datatype"] == "BYTES"]
+    t = tc.http.InferInput("input-0", [len(x), len(meta["inputs"])], "FP64")
+    if text:
+        t.set_data_from_numpy(np.zeros((len(x), len(meta["inputs"]))), binary_data=True)
+        with pytest.raises(InferenceServerException) as exc:
+            client.infer(p.artifact, [t])
+        assert exc.value.status() == "400" and f"input '{text[0]}' is a" in exc.value.message(), exc.value
+        return
+    t.set_data_from_numpy(x[[i["name"] for i in meta["inputs"]]].to_numpy(dtype=np.float64), binary_data=True)
+    tc.check(client.infer(p.artifact, [t], outputs=[tc.http.InferRequestedOutput(meta["outputs"][0]["name"])]))
 
 
 KSERVE_VENV = Path(os.environ.get("MLOPS_KSERVE_VENV", "/tmp/kserve-venv"))

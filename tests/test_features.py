@@ -166,6 +166,7 @@ def _mutate(field: str, **changes: Any) -> list[dict[str, Any]]:
     ([*_v2([rec()]), _v2([rec()])[0]], "tenure", "given twice"),
     (_mutate("tenure", datatype="BYTES"), "tenure", "datatype 'BYTES' does not fit a int feature"),
     (_mutate("contract", datatype="FP32"), "contract", "use BYTES"),
+    (_mutate("tenure", datatype=["INT64"]), "tenure", "datatype ['INT64'] does not fit"),
     (_mutate("tenure", shape=[1, 2]), "tenure", "shape must be [rows] or [rows, 1]"),
     (_mutate("tenure", shape=[3]), "tenure", "says 3 values, 'data' has 2"),
     (_mutate("tenure", shape=[-1]), "tenure", "shape must be"),
@@ -185,6 +186,66 @@ def test_v2_errors_name_the_input(inputs: list[dict[str, Any]], field: str, need
 def test_v2_malformed_inputs(inputs: Any) -> None:
     with pytest.raises(FeatureError):
         encode_v2(IFACE, inputs)
+
+
+NUMERIC = parse_model_interface({**SCHEMA, "features": [
+    *SCHEMA["features"][:3], {"name": "score", "type": "float"}]})
+
+
+def _numeric_v2(rows: list[list[Any]]) -> list[dict[str, Any]]:
+    return [{"name": m["name"], "datatype": m["datatype"], "shape": [len(rows)], "data": [r[j] for r in rows]}
+            for j, m in enumerate(NUMERIC.v2_inputs())]
+
+
+def test_one_matrix_tensor_of_a_numeric_model_is_the_per_input_form() -> None:
+    """MLServer's and Triton's clients send a numeric model's rows as one [rows, k] tensor: the same matrix and the
+    same raw columns (so the same request log) as one tensor per input, flat or one list per row, from any numeric
+    datatype (a float holding an int or a bool input is made that int)."""
+    rows = [[12, 70.25, False, 0.5], [40, 19.5, True, -3.0]]
+    m, columns = encode_v2(NUMERIC, _numeric_v2(rows))
+    flat = [{"name": "input-0", "datatype": "FP64", "shape": [2, 4],
+             "data": [12.0, 70.25, 0.0, 0.5, 40.0, 19.5, 1.0, -3.0]}]
+    got, got_columns = encode_v2(NUMERIC, flat)
+    assert np.array_equal(got, m)
+    assert got_columns == columns == {"tenure": [12, 40], "charges": [70.25, 19.5], "senior": [0, 1],
+                                      "score": [0.5, -3.0]}
+    assert [type(v) for v in got_columns["tenure"]] == [int, int]
+    nested = [{**flat[0], "data": [[12.0, 70.25, 0.0, 0.5], [40.0, 19.5, 1.0, -3.0]]}]
+    assert np.array_equal(encode_v2(NUMERIC, nested)[0], m)
+    ints = [{"name": "x", "datatype": "INT64", "shape": [1, 4], "data": [12, 70, 1, 3]}]
+    assert encode_v2(NUMERIC, ints)[0].tolist() == [[12.0, 70.0, 1.0, 3.0]]
+
+
+@pytest.mark.parametrize(("iface", "tensor", "needle"), [
+    (NUMERIC, {"shape": [1, 3], "data": [1.0, 2.0, 0.0]}, "has shape [rows, 4] (its inputs, in order: tenure, "),
+    (NUMERIC, {"shape": [2, 4], "data": [1.0] * 7}, "shape [2, 4] says 8 values, 'data' has 7"),
+    (NUMERIC, {"shape": [2, 4], "data": [[1.0] * 4, [1.0] * 3]}, "the nesting of 'data' does not match"),
+    (NUMERIC, {"shape": [1, 4], "datatype": "BYTES", "data": ["1"] * 4}, "datatype 'BYTES' is not numeric"),
+    (NUMERIC, {"shape": [1, 4], "data": "1,2,3,4"}, "'data' must be a list"),
+    (NUMERIC, {"shape": [1, 4], "datatype": ["FP64"], "data": [1.0] * 4}, "datatype ['FP64'] is not numeric"),
+    (IFACE, {"shape": [1, 4], "data": [1.0] * 4}, "input 'contract' is a category: send one tensor per input"),
+])
+def test_a_matrix_tensor_that_does_not_fit_names_the_tensor(iface: Any, tensor: dict[str, Any], needle: str
+                                                            ) -> None:
+    with pytest.raises(FeatureError) as exc:
+        encode_v2(iface, [{"name": "input-0", "datatype": "FP64", **tensor}])
+    assert exc.value.field == "input-0" and needle in exc.value.message, exc.value.message
+
+
+@pytest.mark.parametrize(("data", "field", "needle"), [
+    ([12.5, 70.25, 0.0, 0.5], "tenure", "input 'tenure' row 0: expected int"),
+    ([12.0, 70.25, 0.5, 0.5], "senior", "input 'senior' row 0: expected bool"),
+    ([12.0, math.inf, 0.0, 0.5], "charges", "input 'charges' row 0: expected a finite number"),
+])
+def test_a_bad_value_in_a_matrix_tensor_names_its_input_and_row(data: list[float], field: str, needle: str) -> None:
+    with pytest.raises(FeatureError) as exc:
+        encode_v2(NUMERIC, [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], "data": data}])
+    assert exc.value.field == field and needle in exc.value.message, exc.value.message
+
+
+def test_one_tensor_that_is_no_matrix_is_still_an_unknown_input() -> None:
+    with pytest.raises(FeatureError, match="'input-0' is not an input of the model"):
+        encode_v2(NUMERIC, [{"name": "input-0", "datatype": "FP64", "shape": [4], "data": [1.0] * 4}])
 
 
 def test_frame_goes_through_the_same_rules() -> None:

@@ -128,6 +128,11 @@ def v2_rows(inputs: Any) -> int:
                 data = t.get("data")
                 if type(data) is list and len(data) > rows:
                     rows = len(data)
+        if len(inputs) == 1 and rows:  # one [rows, k] tensor of all inputs: its flat data holds k values a row
+            t, shape = inputs[0], inputs[0].get("shape")
+            if type(t["data"][0]) is not list and type(shape) is list and len(shape) == 2 \
+                    and type(shape[1]) is int and shape[1] > 1:
+                rows = -(-rows // shape[1])
     return rows
 
 

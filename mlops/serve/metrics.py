@@ -19,6 +19,7 @@ adds them up. Names:
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,16 +45,27 @@ class ModelMetrics:
     predict: Any
     prediction: Any
 
-    def observe_predictions(self, values: NDArray[np.float32]) -> None:
-        """All predictions of a batch in one pass: per-bucket counts, not one observe() per row."""
+    def observe_predictions(self, values: NDArray[np.float32] | list[float]) -> None:
+        """All predictions of a batch in one pass: per-bucket counts, not one observe() per row. A list (a few
+        rows) is counted without numpy."""
         import numpy as np
 
         hist = self.prediction
         buckets = getattr(hist, "_buckets", None)
         total = getattr(hist, "_sum", None)
         if buckets is None or total is None or len(buckets) != len(PREDICTION_BUCKETS) + 1:
-            for v in values.tolist():
+            for v in (values if isinstance(values, list) else values.tolist()):
                 hist.observe(v)
+            return
+        if isinstance(values, list):
+            few: dict[int, int] = {}
+            top = len(PREDICTION_BUCKETS)
+            for v in values:  # searchsorted's side="left", NaN in the +Inf bucket
+                i = bisect_left(PREDICTION_BUCKETS, v) if v == v else top
+                few[i] = few.get(i, 0) + 1
+            for i, c in few.items():
+                buckets[i].inc(c)
+            total.inc(sum(values))
             return
         idx = np.searchsorted(np.asarray(PREDICTION_BUCKETS, dtype=np.float64), values.astype(np.float64),
                               side="left")
