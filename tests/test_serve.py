@@ -514,14 +514,22 @@ def test_metrics_carry_the_names_people_graph(served: Served) -> None:
     before = call(served.port, "GET", "/metrics").body.decode()
     predict(served.port, [{"nope": 1}])
     predict(served.port, served.records[:4])
-    reply = call(served.port, "GET", "/metrics")
-    assert reply.status == 200 and reply.headers["content-type"].startswith("text/plain")
-    text = reply.body.decode()
+    labels = {"model": MODEL, "version": "v1.0.0"}
+    # A success is counted just after its response is sent (metrics never delay a client), and /metrics may be
+    # answered by the other worker: wait until the four predictions show, briefly.
+    deadline = time.monotonic() + 5
+    while True:
+        reply = call(served.port, "GET", "/metrics")
+        assert reply.status == 200 and reply.headers["content-type"].startswith("text/plain")
+        text = reply.body.decode()
+        if (metric(text, "mlops_prediction_count", **labels) or 0) >= \
+                (metric(before, "mlops_prediction_count", **labels) or 0) + 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     for name in ("model_infer_request_success_total", "model_infer_request_failure_total",
                  "model_infer_request_duration_bucket", "request_predict_seconds_bucket", "mlops_prediction_bucket",
                  "mlops_model_version_info", "rest_server_requests_total"):
         assert name in text, name
-    labels = {"model": MODEL, "version": "v1.0.0"}
     # bad input is the client's error, counted apart: it is not a failure of the model
     assert metric(text, "model_infer_request_client_error_total", **labels) == \
         (metric(before, "model_infer_request_client_error_total", **labels) or 0) + 1
