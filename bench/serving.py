@@ -610,9 +610,10 @@ class BenchModel:
 
 
 def _v2_columns(iface: Any, recs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Our V2 body: one tensor per raw feature (category strings as BYTES)."""
-    return {"inputs": [{"name": m["name"], "datatype": m["datatype"], "shape": [len(recs)],
-                        "data": [r[m["name"]] for r in recs]} for m in iface.v2_inputs()]}
+    """Our V2 body: one tensor per raw feature (category strings as BYTES), as the tests' clients send it."""
+    from tests.serve_helpers import v2_body
+
+    return v2_body(recs, iface.v2_inputs())
 
 
 def _write_bodies(work: Path, tag: str, bodies: dict[str, Any]) -> dict[str, tuple[Path, Path]]:

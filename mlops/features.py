@@ -472,10 +472,10 @@ def v2_columns(iface: ModelInterface, inputs: Any) -> dict[str, list[Any]]:
     if not isinstance(inputs, list) or not inputs:
         raise FeatureError("'inputs' must be a non-empty list of tensors, one per feature "
                            f"({', '.join(iface.names[:5])}, ...)", field="inputs")
-    table = iface._v2 or {f.name: (f, V2_ACCEPTS[f.type]) for f in iface.features}
+    table = iface._v2
     if len(inputs) == 1 and len(iface.features) > 1 and type(inputs[0]) is dict \
             and type(inputs[0].get("name")) is str and inputs[0]["name"] not in table \
-            and _is_matrix_shape(inputs[0].get("shape")):
+            and is_matrix_shape(inputs[0].get("shape")):
         return _matrix_columns(iface, inputs[0])
     columns: dict[str, list[Any]] = {}
     for k, tensor in enumerate(inputs):
@@ -513,7 +513,7 @@ def v2_columns(iface: ModelInterface, inputs: Any) -> dict[str, list[Any]]:
     return columns
 
 
-def _is_matrix_shape(shape: Any) -> bool:
+def is_matrix_shape(shape: Any) -> bool:
     """[rows, k] with k > 1: one tensor of every input, as MLServer's and Triton's clients send a numeric model's
     rows (a per-feature tensor is [rows] or [rows, 1])."""
     return type(shape) is list and len(shape) == 2 and type(shape[1]) is int and shape[1] > 1

@@ -34,7 +34,7 @@ from mlops.monitor import MonitorAlert, MonitorParams, MonitorResult
 from tests.deploy_helpers import TOKEN, template_env
 from tests.examples import BUILDERS, Example, as_records, build
 from tests.helpers import commit_all, dvc, init_repo
-from tests.serve_helpers import Server, call
+from tests.serve_helpers import Server, call, v2_body
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -168,11 +168,6 @@ def _expected_labels(m: Any, values: np.ndarray) -> list[str] | None:
     return [m.classes[int(k)] for k in np.argmax(values, axis=1)]
 
 
-def _v2_body(records: list[dict[str, Any]], inputs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"inputs": [{"name": i["name"], "datatype": i["datatype"], "shape": [len(records)],
-                        "data": [r[i["name"]] for r in records]} for i in inputs]}
-
-
 @pytest.mark.parametrize("name", list(BUILDERS))
 def test_served_answers_equal_the_offline_ones_through_v2_and_records(world: World, name: str) -> None:
     p = world.projects[name]
@@ -182,7 +177,7 @@ def test_served_answers_equal_the_offline_ones_through_v2_and_records(world: Wor
     offline = p.example.offline(x)
     records = as_records(x)
     meta = call(port, "GET", f"/v2/models/{p.artifact}").json()
-    v2 = call(port, "POST", f"/v2/models/{p.artifact}/infer", _v2_body(records, meta["inputs"]))
+    v2 = call(port, "POST", f"/v2/models/{p.artifact}/infer", v2_body(records, meta["inputs"]))
     assert v2.status == 200, v2.json()
     out = {o["name"]: o for o in v2.json()["outputs"]}
     primary = out[meta["outputs"][0]["name"]]
@@ -201,7 +196,7 @@ def test_served_answers_equal_the_offline_ones_through_v2_and_records(world: Wor
                                else 1e-6)
     assert body.get("labels") == labels
     only = call(port, "POST", f"/v2/models/{p.artifact}/infer",
-                {**_v2_body(records[:3], meta["inputs"]), "outputs": [{"name": meta["outputs"][-1]["name"]}]})
+                {**v2_body(records[:3], meta["inputs"]), "outputs": [{"name": meta["outputs"][-1]["name"]}]})
     assert [o["name"] for o in only.json()["outputs"]] == [meta["outputs"][-1]["name"]]
 
 
@@ -218,14 +213,14 @@ def test_a_bad_input_is_a_4xx_naming_the_field(world: World, name: str) -> None:
     rec = call(port, "POST", f"/v1/models/{p.artifact}/predict", {"instances": [missing]})
     assert rec.status == 400 and f"'{numeric}' is missing" in rec.json()["error"]
     meta = call(port, "GET", f"/v2/models/{p.artifact}").json()
-    body = _v2_body([record], meta["inputs"])
+    body = v2_body([record], meta["inputs"])
     for t in body["inputs"]:
         if t["name"] == numeric:
             t["datatype"] = "BYTES"
     v2 = call(port, "POST", f"/v2/models/{p.artifact}/infer", body)
     assert v2.status == 400 and f"input '{numeric}'" in v2.json()["error"]
     wrong_out = call(port, "POST", f"/v2/models/{p.artifact}/infer",
-                     {**_v2_body([record], meta["inputs"]), "outputs": [{"name": "nope"}]})
+                     {**v2_body([record], meta["inputs"]), "outputs": [{"name": "nope"}]})
     assert wrong_out.status == 400 and "'outputs'" in wrong_out.json()["error"]
 
 
@@ -379,7 +374,7 @@ def test_kserve_sdk_gets_the_offline_answers(world: World, name: str) -> None:
     offline = p.example.offline(x)
     meta = call(world.server.port, "GET", f"/v2/models/{p.artifact}").json()
     records = as_records(x)
-    inputs = _v2_body(records, meta["inputs"])["inputs"]
+    inputs = v2_body(records, meta["inputs"])["inputs"]
     proc = subprocess.run([str(python), "-c", KSERVE_SCRIPT, f"http://127.0.0.1:{world.server.port}", p.artifact],
                           input=json.dumps(inputs), capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -33,7 +33,7 @@ import orjson
 
 from mlops import __version__
 from mlops.errors import MlopsError
-from mlops.features import FeatureError
+from mlops.features import FeatureError, is_matrix_shape
 from mlops.serve.binary import BinaryCodec, Codec
 from mlops.serve.models import LoadedModel
 from mlops.serve.runtime import Route, Runtime
@@ -129,9 +129,8 @@ def v2_rows(inputs: Any) -> int:
                 if type(data) is list and len(data) > rows:
                     rows = len(data)
         if len(inputs) == 1 and rows:  # one [rows, k] tensor of all inputs: its flat data holds k values a row
-            t, shape = inputs[0], inputs[0].get("shape")
-            if type(t["data"][0]) is not list and type(shape) is list and len(shape) == 2 \
-                    and type(shape[1]) is int and shape[1] > 1:
+            shape = inputs[0].get("shape")
+            if type(inputs[0]["data"][0]) is not list and is_matrix_shape(shape):
                 rows = -(-rows // shape[1])
     return rows
 

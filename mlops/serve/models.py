@@ -61,6 +61,12 @@ Predictor = Callable[[Any], Any]
 SMALL_BATCH = 16  # rows up to which per-request bookkeeping (labels, histogram) is done without numpy
 
 
+def _row_max(rows: list[list[float]]) -> list[float]:
+    """Each row's maximum as numpy's max(axis=1) gives it: NaN for a row with a NaN anywhere (Python's max() would
+    skip a NaN that is not first)."""
+    return [max(r) if all(v == v for v in r) else math.nan for r in rows]
+
+
 class Batcher:
     """Requests for one model version that are in the event loop together are predicted in one call.
 
@@ -197,18 +203,16 @@ class LoadedModel:
             return [pos if p >= self.threshold else neg for p in values.tolist()]
         if len(values) <= SMALL_BATCH:  # a few rows: plain Python (each numpy call costs about a microsecond)
             rows = values.tolist()
-            if all(v == v for r in rows for v in r):  # no NaN: index() of the max is argmax's first maximum
-                return [self.classes[r.index(max(r))] for r in rows]
+            tops = _row_max(rows)
+            if all(t == t for t in tops):  # no NaN: index() of the max is argmax's first maximum
+                return [self.classes[r.index(t)] for r, t in zip(rows, tops, strict=True)]
         return [self.classes[int(k)] for k in np.argmax(values, axis=1)]
 
     def score(self, values: NDArray[Any]) -> NDArray[Any] | list[float]:
         """One number per row for the prediction histogram: the probability, the top probability, the value (a
         list for a few rows, which the histogram takes without numpy)."""
         if len(values) <= SMALL_BATCH:
-            if values.ndim == 1:
-                return values.tolist()  # type: ignore[no-any-return]
-            # NaN anywhere in a row makes its max NaN, as numpy's does
-            return [max(r) if all(v == v for v in r) else math.nan for r in values.tolist()]
+            return values.tolist() if values.ndim == 1 else _row_max(values.tolist())  # type: ignore[no-any-return]
         return values.max(axis=1) if values.ndim == 2 else values
 
     def v2_outputs(self) -> list[dict[str, Any]]:
